@@ -1,0 +1,62 @@
+"""The `smelt` command line: parses arguments, runs a command, prints errors in one line.
+
+Each command lives in its own module with `register(subparsers)`; the handler it sets runs the
+same Prefect flow a deployment runs. A `SmeltError` is printed as `error: ...` without a
+traceback (exit 2); `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from smelt.errors import SmeltError
+
+COMMAND_MODULES = ("corpus", "tokenizer", "shards", "train", "generate", "export", "demo",
+                   "server")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, one sub-command per module in `COMMAND_MODULES`."""
+    import importlib
+
+    parser = argparse.ArgumentParser(prog="smelt", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"smelt.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def _quiet_prefect() -> None:
+    """Keep the terminal for smelt's own output unless the user configured Prefect logging."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `smelt` console script."""
+    _quiet_prefect()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except SmeltError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The layout rules of DESIGN.md, checked on the source: imports only point down the stack."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# deployments -> flows -> tasks -> (corpus, training, model) -> storage
+LAYERS = {
+    "storage": set(),
+    "corpus": {"storage"},
+    "model": {"storage"},
+    "training": {"storage", "model", "corpus"},
+    "tasks": {"storage", "corpus", "training", "model"},
+    "flows": {"storage", "corpus", "training", "model", "tasks"},
+    "deployments": {"storage", "corpus", "training", "model", "tasks", "flows"},
+}
+SHARED = {"errors", "__init__"}  # importable from every layer
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", ["storage", "corpus", "model", "training"])
+def test_domain_code_imports_no_prefect(package: str) -> None:
+    offenders = [str(p.relative_to(ROOT)) for p in _modules(package)
+                 if any(n == "prefect" or n.startswith(("prefect.", "prefect_"))
+                        for n in _imports(p))]
+    assert not offenders, f"domain code must stay plain, but these import prefect: {offenders}"
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_imports_point_down_the_stack(package: str) -> None:
+    allowed = LAYERS[package] | {package} | SHARED
+    offenders = []
+    for path in _modules(package):
+        for name in _imports(path):
+            parts = name.split(".")
+            if parts[0] == "smelt" and len(parts) > 1 and parts[1] not in allowed:
+                offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not offenders, "imports against the dependency direction:\n" + "\n".join(offenders)
+
+
+def test_tests_use_a_real_s3_server() -> None:
+    patched = [str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py")
+               if p.name != "test_layout.py" and any(
+                   word in p.read_text(encoding="utf-8")
+                   for word in ("mock_aws", "mock_s3", "@mock_"))]
+    assert not patched, f"use moto in server mode over HTTP, not in-process patching: {patched}"

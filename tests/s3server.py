@@ -7,9 +7,11 @@ the middle of an upload and bring it back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
+import weakref
 
 from moto.server import ThreadedMotoServer
 
@@ -30,6 +32,7 @@ class MotoS3:
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._server: ThreadedMotoServer | None = None
+        self._connections: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
     def env(self) -> dict[str, str]:
         """Variables a subprocess needs to talk to this server."""
@@ -43,6 +46,7 @@ class MotoS3:
     def start(self) -> MotoS3:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
+        self._track_connections()
         self._wait_listening()
         os.environ.update(self.env())
         uris.clear_cache()
@@ -52,9 +56,35 @@ class MotoS3:
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        """A real outage: the listening socket and every open keep-alive connection close, so
+        clients fail at once instead of being served by connections that outlive the server."""
+        if self._server is None:
+            return
+        http_server = self._server._server
+        self._server.stop()
+        self._server = None
+        if http_server is not None:
+            http_server.server_close()
+        for conn in list(self._connections):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def _track_connections(self) -> None:
+        """Remember each accepted connection (socketserver's `get_request`), for `stop`."""
+        deadline = time.monotonic() + 10
+        while getattr(self._server, "_server", None) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        http_server = self._server._server
+        accept = http_server.get_request
+
+        def get_request() -> tuple[socket.socket, object]:
+            conn, address = accept()
+            self._connections.add(conn)
+            return conn, address
+
+        http_server.get_request = get_request
 
     def create_bucket(self, name: str) -> str:
         """Create a bucket and return its `s3://` URI."""

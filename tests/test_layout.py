@@ -62,3 +62,19 @@ def test_tests_use_a_real_s3_server() -> None:
                    word in p.read_text(encoding="utf-8")
                    for word in ("mock_aws", "mock_s3", "@mock_"))]
     assert not patched, f"use moto in server mode over HTTP, not in-process patching: {patched}"
+
+
+def test_every_package_directory_is_installed() -> None:
+    """A subpackage missing from pyproject's list works in the editable install but is absent
+    from a real one (the container image): list every directory that has an __init__.py."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"])
+    found = {"smelt"}
+    for init in ROOT.rglob("__init__.py"):
+        rel = init.parent.relative_to(ROOT)
+        if rel.parts and rel.parts[0] not in {"tests", "bench", ".venv"} and \
+                not rel.parts[0].startswith("."):
+            found.add("smelt." + ".".join(rel.parts))
+    assert found - listed == set(), f"add to [tool.setuptools] packages: {sorted(found - listed)}"

@@ -1,0 +1,101 @@
+"""Where dedup state lives, and the `meta.json` that lets a later build reuse it.
+
+Persistent, under the corpus (`OUTPUT/dedup/`), reused by `--dedup-against OUTPUT`:
+
+    signatures/part-NNNNN.parquet   id, length, exact, shingles, sig (one row per document,
+                                    in the partition's row order; small row groups for lookups)
+    signatures/part-NNNNN.done      JSON manifest, written last (resume marker)
+    bands/part-NNNNN.parquet        key, band, row: LSH band keys + exact keys, sorted by key
+    meta.json                       parameters (bands, rows, ngram, seed, hash function) and
+                                    the list of partitions
+
+Per build, under the work directory (`WORK/dedup/`): candidate pairs per key range
+(`pairs/range-NNNNN.parquet` + `.done`) and removal lists (`removals/part-NNNNN.parquet`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from smelt import storage
+from smelt.corpus.config import DedupConfig
+from smelt.corpus.dedup.minhash import HASH_FUNCTION
+from smelt.errors import ConfigError, InputError
+
+META_FORMAT = "smelt-dedup-v1"
+
+
+def partition_name(partition_uri: str) -> str:
+    """`part-00003` for `.../part-00003.parquet`."""
+    name = storage.basename(partition_uri)
+    return name[: -len(".parquet")] if name.endswith(".parquet") else name
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """The persisted signature and band files of one partition."""
+
+    name: str
+    signatures_uri: str
+    bands_uri: str
+
+
+def partition_state(dedup_uri: str, name: str) -> PartitionState:
+    """File locations of partition `name` under a corpus's `dedup/` directory."""
+    return PartitionState(
+        name,
+        storage.join(dedup_uri, "signatures", f"{name}.parquet"),
+        storage.join(dedup_uri, "bands", f"{name}.parquet"),
+    )
+
+
+def signature_params(config: DedupConfig) -> dict[str, Any]:
+    """Everything that must match for two corpora's signatures and keys to be comparable."""
+    return {
+        "num_bands": config.num_bands,
+        "rows_per_band": config.rows_per_band,
+        "num_perm": config.num_bands * config.rows_per_band,
+        "ngram": config.ngram,
+        "seed": config.seed,
+        "hash_function": HASH_FUNCTION,
+        "exact": config.exact,
+        "near": config.near,
+    }
+
+
+def write_meta(dedup_uri: str, config: DedupConfig, partitions: list[str], docs: int) -> None:
+    """Record parameters and partitions; written after every partition is signed."""
+    meta = {
+        "format": META_FORMAT,
+        **signature_params(config),
+        "partitions": partitions,
+        "docs": docs,
+    }
+    storage.write_text(storage.join(dedup_uri, "meta.json"), json.dumps(meta, indent=2))
+
+
+def previous_corpus(corpus_uri: str, config: DedupConfig) -> list[PartitionState]:
+    """The stored partitions of an earlier corpus, after checking its parameters match."""
+    meta_uri = storage.join(corpus_uri, "dedup", "meta.json")
+    if not storage.exists(meta_uri):
+        raise InputError(
+            f"--dedup-against {corpus_uri}: no dedup state at {meta_uri}; "
+            "pass the output of an earlier `smelt corpus build`"
+        )
+    meta = json.loads(storage.read_text(meta_uri))
+    wanted = signature_params(config)
+    for name in ("num_bands", "rows_per_band", "ngram", "seed", "hash_function"):
+        if meta.get(name) != wanted[name]:
+            raise ConfigError(
+                f"--dedup-against {corpus_uri}: its signatures use {name}={meta.get(name)!r}, "
+                f"this build {wanted[name]!r}; set dedup.{name} to match or rebuild that corpus"
+            )
+    if config.near and not meta.get("near", True):
+        raise ConfigError(
+            f"--dedup-against {corpus_uri}: it was built without near-dedup "
+            "bands; rebuild it with dedup.near = true or disable near here"
+        )
+    dedup_uri = storage.join(corpus_uri, "dedup")
+    return [partition_state(dedup_uri, name) for name in meta["partitions"]]

@@ -1,0 +1,70 @@
+"""One input file through ingest: read -> normalize -> quality filters, with exact accounting.
+
+Every item a reader yields is one input document (a JSONL line, a Parquet row, an HTML file, a
+WARC response record, an unreadable file) and counts once in `stats.input_docs` and once in
+exactly one outcome here: `quarantined` (yielded, for the caller to write), `filtered[reason]`,
+or yielded as a kept `Document`, which the caller counts in `stats.kept` when it writes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from smelt import storage
+from smelt.corpus.config import CorpusConfig
+from smelt.corpus.document import Document, Quarantined
+from smelt.corpus.filters import QualityFilters
+from smelt.corpus.normalize import normalize
+from smelt.corpus.readers import read_documents
+from smelt.corpus.stats import CorpusStats
+
+log = logging.getLogger(__name__)
+
+
+def process_file(
+    file_uri: str, config: CorpusConfig, stats: CorpusStats
+) -> Iterator[Document | Quarantined]:
+    """Kept documents and quarantined items of one file; filtered ones are only counted."""
+    filters = QualityFilters(config.filters)
+    stats.input_bytes += _size_or_zero(file_uri)
+    for item in read_documents(file_uri, config.readers):
+        stats.input_docs += 1
+        if isinstance(item, Quarantined):
+            stats.quarantined += 1
+            yield item
+            continue
+        outcome = _clean(item, config, filters)
+        if isinstance(outcome, Quarantined):
+            stats.quarantined += 1
+            yield outcome
+        elif isinstance(outcome, str):
+            stats.filter(outcome)
+        else:
+            yield outcome
+
+
+def _clean(
+    doc: Document, config: CorpusConfig, filters: QualityFilters
+) -> Document | Quarantined | str:
+    """The kept document, a Quarantined (a stage crashed on it), or the filter reason."""
+    stage = "normalize"
+    try:
+        doc = normalize(doc, config.normalize)
+        stage = "filter"
+        kept, reason = filters.check(doc)
+    except Exception as exc:  # noqa: BLE001 - one odd document must not stop the build
+        log.warning("%s failed on %s (%s): %s", stage, doc.id, doc.source, exc)
+        return Quarantined(
+            doc.source, f"{stage} failed: {type(exc).__name__}: {exc}", doc.id, stage
+        )
+    if kept is None:
+        return reason or "filtered"
+    return kept
+
+
+def _size_or_zero(file_uri: str) -> int:
+    try:
+        return storage.size(file_uri)
+    except Exception:  # noqa: BLE001 - a missing file is reported by the reader, not here
+        return 0

@@ -1,0 +1,315 @@
+"""The `pretrain-pipeline` flow: corpus-build -> tokenizer-train -> shards-build -> train.
+
+Stages pass URIs only. A stage whose output is finished and was built from the same inputs and
+config is skipped (`pipeline_records.py` says how each is recognized), so rerunning the pipeline
+after a failure, or nightly with unchanged inputs, redoes only what changed.
+
+Training goes through `run_deployment("train/<deployment>")` when `train_via_deployment` is set
+(the deployed pipeline: CPU stages on the `process` pool, training on the GPU pool, e.g. a
+RunPod pod); `smelt demo` and tests call the train flow directly as a subflow instead. The run
+ends with a markdown artifact linking every stage's output.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel, Field
+
+from smelt import storage
+from smelt.flows import pipeline_records as records
+from smelt.flows.corpus_build import CorpusBuildParams, corpus_build, resolve_config
+from smelt.flows.shards_build import shards_build
+from smelt.flows.tokenizer_train import tokenizer_train
+from smelt.flows.train import train_flow
+from smelt.training.config import TrainConfig
+from smelt.training.shard_writer import DEFAULT_SHARD_TOKENS
+from smelt.training.tokenizer import DEFAULT_SAMPLE_BYTES, DEFAULT_VOCAB_SIZE
+
+try:  # a dropdown of the model presets where the model package is present
+    from smelt.model.presets import PRESETS
+
+    Preset = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
+except ImportError:  # pragma: no cover - the model package ships with smelt
+    Preset = str  # type: ignore[misc,assignment]
+
+# RunPod GPU type ids offered in the form (any other id works through the pool's job variables)
+GpuType = Literal[
+    "NVIDIA GeForce RTX 4090",
+    "NVIDIA RTX A6000",
+    "NVIDIA L40S",
+    "NVIDIA A100 80GB PCIe",
+    "NVIDIA H100 80GB HBM3",
+    "NVIDIA H200",
+]
+Runner = Literal["process", "thread", "dask"]
+
+
+class CorpusStage(BaseModel):
+    """Stage 1, `corpus-build`: raw files to a clean Parquet corpus."""
+
+    inputs: list[str] = Field(description="input files, directories or s3:// prefixes")
+    config_path: str | None = Field(None, description="TOML/YAML file overriding defaults")
+    config_overrides: dict[str, Any] = Field(
+        default_factory=dict, description='inline overrides, e.g. {"pii": {"enabled": false}}'
+    )
+    dedup_against: list[str] = Field(
+        default_factory=list, description="earlier corpora whose documents must not come back"
+    )
+
+
+class TokenizerStage(BaseModel):
+    """Stage 2, `tokenizer-train`: byte-level BPE on a sample of the corpus."""
+
+    vocab_size: int = Field(DEFAULT_VOCAB_SIZE, ge=512, le=2**20, description="vocabulary")
+    sample_bytes: int = Field(DEFAULT_SAMPLE_BYTES, gt=0, description="training sample size")
+
+
+class ShardsStage(BaseModel):
+    """Stage 3, `shards-build`: uint32 token shards and their manifest."""
+
+    val_fraction: float = Field(0.01, ge=0.0, lt=1.0, description="documents held out for val")
+    shard_tokens: int = Field(DEFAULT_SHARD_TOKENS, gt=0, description="tokens per shard")
+
+
+class TrainStage(BaseModel):
+    """Stage 4, `train`: the model, the run length, and where it runs."""
+
+    preset: Preset = Field("test", description="model size (smelt.model.presets)")
+    max_steps: int = Field(1000, gt=0)
+    batch_size: int = Field(8, gt=0, description="sequences per micro-batch per GPU")
+    seq_len: int = Field(256, gt=0)
+    checkpoint_every: int = Field(100, gt=0)
+    seed: int = 1337
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description='other TrainConfig fields, e.g. {"lr": 3e-4}'
+    )
+    deployment: str = Field("runpod", description="deployment of the `train` flow to run on")
+    gpu_type: GpuType = Field("NVIDIA GeForce RTX 4090", description="RunPod GPU type")
+    gpu_count: int = Field(1, ge=1, le=8, description="GPUs in the pod")
+
+    def config(self, shards_uri: str, tokenizer_uri: str, output_uri: str) -> TrainConfig:
+        fields = {
+            "shards": shards_uri,
+            "output": output_uri,
+            "tokenizer": tokenizer_uri,
+            "preset": self.preset,
+            "max_steps": self.max_steps,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+            "checkpoint_every": self.checkpoint_every,
+            "seed": self.seed,
+        }
+        return TrainConfig(**{**fields, **self.overrides})
+
+
+def stage_uris(root: str) -> dict[str, str]:
+    """Where the data stages write under `root`."""
+    return {
+        "corpus": storage.join(root, "corpus"),
+        "tokenizer": storage.join(root, "tokenizer"),
+        "shards": storage.join(root, "shards"),
+    }
+
+
+def run_uri(root: str, run_name: str, shards_key: str) -> str:
+    """A run trains on one dataset: `ROOT/runs/<run_name>-<shards key>`, so rebuilt shards (a
+    new tokenizer, another corpus) start a new run instead of colliding with the old run's
+    checkpoints, while a rerun on the same data resumes it."""
+    return storage.join(root, "runs", f"{run_name}-{shards_key[:10]}")
+
+
+@flow(name="pretrain-pipeline")
+def pretrain_pipeline(
+    root: str,
+    corpus: CorpusStage,
+    tokenizer: TokenizerStage = TokenizerStage(),  # noqa: B008 - a form default
+    shards: ShardsStage = ShardsStage(),  # noqa: B008
+    train: TrainStage = TrainStage(),  # noqa: B008
+    run_name: str = "main",
+    runner: Runner = "process",
+    workers: int | None = None,
+    train_via_deployment: bool = True,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Build what is missing or stale under `root`, then train; returns each stage's outcome.
+
+    Args:
+        root: where everything goes, a local path or s3:// prefix: ROOT/corpus,
+            ROOT/tokenizer, ROOT/shards, ROOT/runs/<run_name>-<data key>.
+        corpus: stage 1 parameters (inputs, config, dedup references).
+        tokenizer: stage 2 parameters.
+        shards: stage 3 parameters.
+        train: stage 4 parameters: model preset, run length, GPU type and count.
+        run_name: name of the training run (its directory also names the data it trains on).
+        runner: task runner of the corpus and shard stages.
+        workers: parallel workers of those stages (default: every core).
+        train_via_deployment: run training through the `train/<deployment>` deployment (a GPU
+            pool) instead of in this flow run.
+        force: rebuild every stage even when its output is current.
+    """
+    uris = stage_uris(root)
+    outcome: dict[str, Any] = {"uris": uris}
+    corpus_fp = _corpus_stage(corpus, uris["corpus"], runner, workers, force, outcome)
+    tok_sha = _tokenizer_stage(tokenizer, uris, corpus_fp, force, outcome)
+    shards_key = _shards_stage(shards, uris, corpus_fp, tok_sha, runner, workers, force, outcome)
+    uris["run"] = run_uri(root, run_name, shards_key)
+    config = train.config(uris["shards"], uris["tokenizer"], uris["run"])
+    if train_via_deployment:
+        outcome["train"] = _train_by_deployment(train, config)
+    else:
+        outcome["train"] = {"status": "completed", "summary": train_flow(config=config)}
+    create_markdown_artifact(
+        key="pretrain-pipeline",
+        markdown=summary_markdown(outcome),
+        description=f"pretrain-pipeline under {root}",
+    )
+    return outcome
+
+
+def _corpus_stage(
+    stage: CorpusStage,
+    output: str,
+    runner: Runner,
+    workers: int | None,
+    force: bool,
+    outcome: dict[str, Any],
+) -> str:
+    params = CorpusBuildParams(
+        inputs=stage.inputs,
+        output=output,
+        config_path=stage.config_path,
+        config_overrides=stage.config_overrides,
+        dedup_against=stage.dedup_against,
+        runner=runner,
+        workers=workers,
+    )
+    expected = records.expected_corpus_fingerprint(
+        stage.inputs, resolve_config(params), stage.dedup_against
+    )
+    if not force and records.corpus_fingerprint(output) == expected:
+        _skipped(outcome, "corpus", output)
+    else:
+        outcome["corpus"] = {"status": "built", "summary": corpus_build(params=params)}
+    return records.corpus_fingerprint(output) or expected
+
+
+def _tokenizer_stage(
+    stage: TokenizerStage,
+    uris: dict[str, str],
+    corpus_fp: str,
+    force: bool,
+    outcome: dict[str, Any],
+) -> str | None:
+    output = uris["tokenizer"]
+    key = records.stage_key("tokenizer", corpus=corpus_fp, **stage.model_dump())
+    if not force and records.tokenizer_is_current(output, key):
+        _skipped(outcome, "tokenizer", output)
+    else:
+        summary = tokenizer_train(
+            corpus=uris["corpus"],
+            output=output,
+            vocab_size=stage.vocab_size,
+            sample_bytes=stage.sample_bytes,
+        )
+        records.write_record(
+            output, "tokenizer", key, corpus=uris["corpus"], corpus_fingerprint=corpus_fp
+        )
+        outcome["tokenizer"] = {"status": "built", "summary": summary}
+    return records.tokenizer_sha256(output)
+
+
+def _shards_stage(
+    stage: ShardsStage,
+    uris: dict[str, str],
+    corpus_fp: str,
+    tok_sha: str | None,
+    runner: Runner,
+    workers: int | None,
+    force: bool,
+    outcome: dict[str, Any],
+) -> str:
+    """Build the shards unless current; returns their key (which names the training run)."""
+    output = uris["shards"]
+    key = records.stage_key(
+        "shards", corpus=corpus_fp, tokenizer_sha256=tok_sha, **stage.model_dump()
+    )
+    if not force and records.shards_are_current(output, key, tok_sha):
+        _skipped(outcome, "shards", output)
+        return key
+    summary = shards_build(
+        corpus=uris["corpus"],
+        tokenizer=uris["tokenizer"],
+        output=output,
+        val_fraction=stage.val_fraction,
+        shard_tokens=stage.shard_tokens,
+        runner=runner,
+        workers=workers,
+    )
+    records.write_record(
+        output, "shards", key, corpus_fingerprint=corpus_fp, tokenizer_sha256=tok_sha
+    )
+    outcome["shards"] = {"status": "built", "summary": summary}
+    return key
+
+
+def _skipped(outcome: dict[str, Any], stage: str, output: str) -> None:
+    get_run_logger().info("%s at %s is current: skipped", stage, output)
+    outcome[stage] = {"status": "skipped"}
+
+
+def _train_by_deployment(stage: TrainStage, config: TrainConfig) -> dict[str, Any]:
+    """Run `train/<deployment>` (e.g. in a RunPod pod) and wait for it; fail if it failed."""
+    from prefect.deployments import run_deployment
+
+    name = f"train/{stage.deployment}"
+    get_run_logger().info(
+        "dispatching training to deployment %s (%d x %s)", name, stage.gpu_count, stage.gpu_type
+    )
+    flow_run = run_deployment(
+        name=name,
+        parameters={"config": config.to_dict()},
+        timeout=None,
+        as_subflow=True,
+        job_variables={"gpu_type": stage.gpu_type, "gpu_count": stage.gpu_count},
+    )
+    state = flow_run.state
+    result = {
+        "status": state.type.value.lower() if state else "unknown",
+        "flow_run_id": str(flow_run.id),
+        "deployment": name,
+    }
+    if state is None or not state.is_completed():
+        raise RuntimeError(
+            f"training run {flow_run.name} ({name}) ended "
+            f"{result['status']}: {state.message if state else ''}"
+        )
+    return result
+
+
+def summary_markdown(outcome: dict[str, Any]) -> str:
+    """The run's summary artifact: each stage, whether it was built or skipped, its output."""
+    uris = outcome["uris"]
+    lines = ["# pretrain-pipeline", "", "| stage | status | output |", "|---|---|---|"]
+    for stage, key in (
+        ("corpus", "corpus"),
+        ("tokenizer", "tokenizer"),
+        ("shards", "shards"),
+        ("train", "run"),
+    ):
+        status = (outcome.get(stage) or {}).get("status", "not run")
+        lines.append(f"| {stage} | {status} | {_link(uris[key])} |")
+    train = outcome.get("train") or {}
+    if train.get("flow_run_id"):
+        lines += ["", f"Training flow run: `{train['flow_run_id']}` ({train['deployment']})."]
+    return "\n".join(lines) + "\n"
+
+
+def _link(uri: str) -> str:
+    """A clickable link for s3:// (the S3 console) and local paths (file://)."""
+    if storage.is_s3(uri):
+        bucket, _, prefix = uri[len("s3://") :].partition("/")
+        return f"[{uri}](https://s3.console.aws.amazon.com/s3/buckets/{bucket}?prefix={prefix}/)"
+    return f"[{uri}](file://{storage.normalize(uri)})"

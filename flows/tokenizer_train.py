@@ -1,0 +1,29 @@
+"""The `tokenizer-train` flow: byte-level BPE trained on a sample of a finished corpus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from smelt.tasks.tokenizer import train_tokenizer
+from smelt.training.tokenizer import DEFAULT_SAMPLE_BYTES, DEFAULT_VOCAB_SIZE, TokenizerReport
+
+
+@flow(name="tokenizer-train")
+def tokenizer_train(
+    corpus: str,
+    output: str,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    sample_bytes: int = DEFAULT_SAMPLE_BYTES,
+) -> dict[str, Any]:
+    """Train a tokenizer on `corpus` into `output`; publishes its report as an artifact."""
+    summary = train_tokenizer(corpus, output, vocab_size, sample_bytes)
+    report = TokenizerReport(**{k: v for k, v in summary.items() if k != "output"})
+    create_markdown_artifact(
+        key="tokenizer-report",
+        markdown=report.to_markdown(),
+        description=f"Tokenizer trained on {corpus} -> {output}",
+    )
+    return summary

@@ -1,0 +1,28 @@
+"""The `train` flow: train (or resume) a model on token shards.
+
+Its parameter is the `TrainConfig` dataclass itself (validated by pydantic, shown as a form in
+the UI); a deployment passes it as a JSON object, e.g. `{"config": {"shards": "s3://...",
+"output": "s3://...", "preset": "small"}}`. The flow run shows a progress artifact while it
+trains and a loss table when it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prefect import flow, get_run_logger
+from smelt.tasks.train import train_task
+from smelt.training.config import TrainConfig
+
+
+@flow(name="train")
+def train_flow(
+    config: TrainConfig, on_step: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """Train `config.preset` on `config.shards` into `config.output` (resuming by default)."""
+    logger = get_run_logger()
+    logger.info("training %s on %s -> %s", config.preset, config.shards, config.output)
+    summary = train_task(config, on_step)
+    logger.info("stopped at step %s, loss %s", summary["step"], summary["loss"])
+    return summary

@@ -1,0 +1,56 @@
+"""The Prefect task around the training loop: progress and loss artifacts, a small manifest."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import (
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NONE
+from smelt.training.config import TrainConfig
+from smelt.training.loop import train
+
+PROGRESS_EVERY_S = 5.0
+
+
+@task(name="train-model", cache_policy=NONE)
+def train_task(
+    config: TrainConfig, on_step: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """Train (or resume) and return where the run is and how far it got."""
+    progress_id = create_progress_artifact(
+        progress=0.0, key="train-progress", description=f"Training {config.output}"
+    )
+    rows: list[dict[str, Any]] = []
+    last_update = 0.0
+
+    def report(record: dict[str, Any]) -> None:
+        nonlocal last_update
+        rows.append({k: record.get(k) for k in ("step", "loss", "val_loss", "lr", "tokens")})
+        now = time.monotonic()
+        if now - last_update >= PROGRESS_EVERY_S or record["step"] == config.max_steps:
+            update_progress_artifact(progress_id, 100.0 * record["step"] / config.max_steps)
+            last_update = now
+        if on_step is not None:
+            on_step(record)
+
+    result = train(config, on_step=report)
+    create_table_artifact(
+        key="train-loss", table=rows[-200:], description=f"Loss per logged step of {config.output}"
+    )
+    return {
+        "output": result.output,
+        "step": result.step,
+        "tokens": result.tokens,
+        "loss": result.loss,
+        "val_loss": result.val_loss,
+        "resumed_from": result.resumed_from,
+        "checkpoints": result.checkpoints,
+        "seconds": round(result.seconds, 2),
+    }

@@ -1,0 +1,72 @@
+"""The `corpus-build` flow itself under a real Prefect server: its result, its table artifact,
+its parameter form, and a rerun that skips every finished partition."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from smelt.corpus.layout import CorpusLayout
+from tests.corpus_build.conftest import read_corpus, write_inputs
+
+
+@pytest.fixture
+def built(tmp_path, prefect_harness):
+    from smelt.flows.corpus_build import CorpusBuildParams, corpus_build
+
+    inputs = str(tmp_path / "raw")
+    write_inputs(inputs, files=4)
+    params = CorpusBuildParams(
+        inputs=[inputs],
+        output=str(tmp_path / "corpus"),
+        runner="thread",
+        config_overrides={"partition_bytes": 8000, "pii": {"ner": False}},
+    )
+    return params, corpus_build(params)
+
+
+def test_flow_builds_and_publishes_a_stats_artifact(built):
+    from prefect.client.orchestration import get_client
+
+    params, summary = built
+    with open(CorpusLayout.at(params.output).stats) as fh:
+        on_disk = json.load(fh)
+    assert summary == on_disk and summary["kept"] == len(read_corpus(params.output)) > 0
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    wanted = ArtifactFilter(key=ArtifactFilterKey(any_=["corpus-stats"]))
+    with get_client(sync_client=True) as client:
+        tables = client.read_artifacts(artifact_filter=wanted)
+    assert tables and tables[0].type == "table"
+    assert f"{summary['input_docs']}" in json.dumps(tables[0].data)
+
+
+def test_rerun_skips_finished_partitions(built):
+    from smelt.flows.corpus_build import corpus_build
+
+    params, summary = built
+    layout = CorpusLayout.at(params.output)
+    marker = layout.final_done(0)
+    stamp = os.stat(marker).st_mtime_ns
+    assert corpus_build(params) == summary
+    assert os.stat(marker).st_mtime_ns == stamp  # not redone
+
+
+def test_parameters_form_has_the_build_fields():
+    from smelt.flows.corpus_build import corpus_build
+
+    schema = corpus_build.parameters.model_dump()
+    fields = schema["definitions"]["CorpusBuildParams"]["properties"]
+    assert {
+        "inputs",
+        "output",
+        "config_path",
+        "config_overrides",
+        "dedup_against",
+        "runner",
+        "workers",
+        "dask_address",
+    } <= set(fields)
+    assert fields["runner"]["enum"] == ["process", "thread", "dask"]

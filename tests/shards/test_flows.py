@@ -1,0 +1,53 @@
+"""The `tokenizer-train` and `shards-build` flows on a real Prefect server (test harness)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from smelt.flows.shards_build import shards_build
+from smelt.flows.tokenizer_train import tokenizer_train
+from tests.shards.corpus_factory import tree_bytes
+from tests.shards.fixtures import SHARD_TOKENS, TINY_VOCAB, VAL_FRACTION
+
+
+async def _artifact(key: str):  # noqa: ANN202
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as client:
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    return found[0] if found else None
+
+
+def test_tokenizer_flow_publishes_its_report(
+    prefect_harness, tiny_corpus, tiny_tokenizer, tmp_path
+):
+    summary = tokenizer_train(corpus=tiny_corpus[0], output=str(tmp_path), vocab_size=TINY_VOCAB)
+    assert summary["vocab_size"] == TINY_VOCAB and summary["output"] == str(tmp_path)
+    with open(f"{tiny_tokenizer}/tokenizer.json", "rb") as fh:
+        assert (tmp_path / "tokenizer.json").read_bytes() == fh.read()
+    artifact = asyncio.run(_artifact("tokenizer-report"))
+    assert artifact is not None and "bytes per token" in artifact.data
+
+
+@pytest.mark.parametrize("runner", [pytest.param("process", marks=pytest.mark.slow), "thread"])
+def test_shards_flow_matches_the_library_build(
+    runner, prefect_harness, tiny_corpus, tiny_tokenizer, tiny_shards, tmp_path
+):
+    summary = shards_build(
+        corpus=tiny_corpus[0],
+        tokenizer=tiny_tokenizer,
+        output=str(tmp_path),
+        val_fraction=VAL_FRACTION,
+        shard_tokens=SHARD_TOKENS,
+        runner=runner,
+        workers=2,
+    )
+    assert summary["shards"] >= 4 and summary["empty_docs_skipped"] == 2
+    built, reference = tree_bytes(str(tmp_path)), tree_bytes(tiny_shards)
+    assert built.pop("build_report.json") and reference.pop("build_report.json")
+    assert built == reference

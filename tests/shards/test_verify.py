@@ -1,0 +1,119 @@
+"""`smelt shards verify` and the loader refuse every kind of damaged dataset, naming it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from smelt.errors import InputError, IntegrityError
+from smelt.training.loader import ShardLoader
+from smelt.training.shard_format import open_manifest
+from smelt.training.shard_verify import verify_shards
+
+SHARD = "train/shard_00001.bin"
+
+
+def smelt_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "smelt.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def shards_copy(tiny_shards, tmp_path) -> str:
+    out = str(tmp_path / "shards")
+    shutil.copytree(tiny_shards, out)
+    return out
+
+
+def flip_byte(path: str, offset: int) -> None:
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        value = fh.read(1)[0]
+        fh.seek(offset)
+        fh.write(bytes([value ^ 0x01]))
+
+
+def test_verify_accepts_an_intact_dataset(tiny_shards):
+    result = smelt_cli("shards", "verify", tiny_shards)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("OK ") and "shards" in lines[0]
+    assert verify_shards(tiny_shards).shards == len(open_manifest(tiny_shards).shards)
+
+
+def test_flipped_byte_is_refused_by_verify_and_loader(shards_copy):
+    flip_byte(os.path.join(shards_copy, SHARD), 1001)
+    result = smelt_cli("shards", "verify", shards_copy)
+    assert result.returncode != 0
+    assert SHARD in result.stderr and "SHA-256" in result.stderr
+    assert "Traceback" not in result.stderr
+    loader = ShardLoader(shards_copy, batch_size=64, seq_len=64, seed=0)
+    with pytest.raises(IntegrityError, match=SHARD):
+        for _ in range(loader.steps_per_epoch):
+            loader.next_batch()
+
+
+def test_out_of_vocab_id_is_refused(shards_copy):
+    path = os.path.join(shards_copy, SHARD)
+    with open(path, "r+b") as fh:
+        fh.seek(400)
+        fh.write((2**31).to_bytes(4, "little"))
+    manifest_path = os.path.join(shards_copy, "manifest.json")
+    with open(manifest_path) as fh:
+        manifest = json.load(fh)
+    import hashlib
+
+    entry = next(s for s in manifest["shards"] if s["path"] == SHARD)
+    with open(path, "rb") as fh:
+        entry["sha256"] = hashlib.sha256(fh.read()).hexdigest()  # checksum right, ids wrong
+    with open(manifest_path, "w") as fh:
+        json.dump(manifest, fh)
+    with pytest.raises(IntegrityError, match=f"{SHARD}: token id 2147483648"):
+        verify_shards(shards_copy)
+
+
+def test_idx_that_disagrees_with_data_is_refused(shards_copy):
+    idx = os.path.join(shards_copy, SHARD[:-4] + ".idx")
+    flip_byte(idx, 8 * 3)  # the fourth document's end offset
+    with pytest.raises(IntegrityError, match="shard_00001"):
+        verify_shards(shards_copy)
+
+
+def test_truncated_shard_is_refused_before_training(shards_copy):
+    path = os.path.join(shards_copy, SHARD)
+    os.truncate(path, os.path.getsize(path) - 4)
+    with pytest.raises(IntegrityError, match=f"{SHARD} is .* bytes"):
+        open_manifest(shards_copy)
+    result = smelt_cli("shards", "verify", shards_copy)
+    assert result.returncode != 0 and SHARD in result.stderr
+
+
+def test_absent_shard_is_refused_before_training(shards_copy):
+    os.remove(os.path.join(shards_copy, SHARD))
+    with pytest.raises(IntegrityError, match=f"{SHARD} is listed in the manifest but absent"):
+        ShardLoader(shards_copy)
+
+
+def test_missing_or_foreign_manifest_is_refused(shards_copy, tmp_path):
+    with pytest.raises(InputError, match="manifest.json not found"):
+        open_manifest(str(tmp_path / "nothing"))
+    result = smelt_cli("shards", "verify", str(tmp_path / "nothing"))
+    assert result.returncode != 0 and "manifest.json not found" in result.stderr
+    manifest_path = os.path.join(shards_copy, "manifest.json")
+    with open(manifest_path) as fh:
+        manifest = json.load(fh)
+    manifest["format"] = "smelt-shards-v0"
+    with open(manifest_path, "w") as fh:
+        json.dump(manifest, fh)
+    with pytest.raises(IntegrityError, match="smelt-shards-v0"):
+        ShardLoader(shards_copy)

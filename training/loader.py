@@ -1,0 +1,322 @@
+"""The data loader: (B, T) next-token windows over uint32 shards, local or on S3.
+
+Each split is cut into windows of T+1 tokens with stride T (windows never cross a shard).
+An epoch is a permutation of all windows seeded by (seed, epoch); step k takes the positions
+[k*B*W, (k+1)*B*W) of it, and rank r of W ranks takes every W-th of those, so ranks never
+overlap and together cover the data. The position is one integer per epoch, so state is tiny
+and a restored stream continues with exactly the next window (also with a different W or B).
+
+Windows are read with `os.pread`, never a long-lived memmap, so resident memory stays flat
+over long runs. S3 shards are downloaded once into a local cache and checked against the
+manifest's SHA-256; every shard is verified (checksum, ids < vocab) on its first open in a
+process, and a bad one raises `IntegrityError` naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from smelt import storage
+from smelt.errors import ConfigError, InputError, IntegrityError
+from smelt.training.shard_format import (
+    OFFSET_DTYPE,
+    TOKEN_DTYPE,
+    Manifest,
+    ShardInfo,
+    open_manifest,
+)
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+_VERIFIED: set[tuple[str, int, int, str]] = set()  # (path, size, mtime_ns, sha256) this process
+
+
+@dataclass
+class Batch:
+    """inputs/targets (B, T) int64; doc_ids (B, T) int32: document index within each row."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    doc_ids: torch.Tensor | None = None
+
+
+def default_cache_dir(shards_uri: str) -> str:
+    """`~/.cache/smelt/shards/<hash of uri>`: where S3 shards are kept after download."""
+    digest = hashlib.sha256(storage.normalize(shards_uri).encode()).hexdigest()[:16]
+    base = os.environ.get("SMELT_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "smelt"
+    )
+    return os.path.join(base, "shards", digest)
+
+
+class ShardReader:
+    """Random access to one split's shards: window reads by global window index."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        split: str,
+        seq_len: int,
+        cache_dir: str | None = None,
+        verify: bool = True,
+    ) -> None:
+        self.manifest, self.seq_len, self.verify = manifest, seq_len, verify
+        self.shards: tuple[ShardInfo, ...] = manifest.split(split)
+        if not self.shards:
+            raise InputError(
+                f"{manifest.root}: no {split!r} shards in the manifest; rebuild "
+                "with a non-zero --val-fraction or use another split"
+            )
+        counts = [max(0, (s.num_tokens - 1) // seq_len) for s in self.shards]
+        self.window_starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.num_windows = int(self.window_starts[-1])
+        if self.num_windows == 0:
+            raise InputError(
+                f"{manifest.root}: split {split!r} has fewer than seq_len+1 = "
+                f"{seq_len + 1} tokens per shard; lower --seq-len"
+            )
+        self.cache_dir = cache_dir or default_cache_dir(manifest.root)
+        self._fds: dict[int, int] = {}
+        self._ends: dict[int, np.ndarray] = {}
+
+    def window(self, index: int, with_doc_ids: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Tokens of window `index` (T+1 uint32) and, optionally, per-token doc ids (T)."""
+        shard_no = int(np.searchsorted(self.window_starts, index, side="right") - 1)
+        start = (index - int(self.window_starts[shard_no])) * self.seq_len
+        fd = self._open(shard_no)
+        nbytes = (self.seq_len + 1) * TOKEN_DTYPE.itemsize
+        raw = os.pread(fd, nbytes, start * TOKEN_DTYPE.itemsize)
+        if len(raw) != nbytes:
+            raise IntegrityError(
+                f"shard {self.shards[shard_no].path}: short read at token {start} (file truncated?)"
+            )
+        tokens = np.frombuffer(raw, dtype=TOKEN_DTYPE)
+        if not with_doc_ids:
+            return tokens, None
+        ends = self._ends[shard_no]
+        positions = np.arange(start, start + self.seq_len)
+        docs = np.searchsorted(ends, positions, side="right")
+        return tokens, (docs - docs[0]).astype(np.int32)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        self._ends.clear()
+
+    def _open(self, shard_no: int) -> int:
+        fd = self._fds.get(shard_no)
+        if fd is not None:
+            return fd
+        shard = self.shards[shard_no]
+        local = self._local_path(shard)
+        if self.verify:
+            name = self.manifest.shard_uri(shard)
+            try:
+                verify_shard_file(local, shard, self.manifest.vocab_size, name)
+            except IntegrityError:
+                if local == storage.normalize(name):
+                    raise
+                log.warning("cached copy %s of %s is damaged: downloading it again", local, name)
+                os.remove(local)
+                local = self._local_path(shard)
+                verify_shard_file(local, shard, self.manifest.vocab_size, name)
+        self._ends[shard_no] = self._read_ends(shard)
+        fd = os.open(local, os.O_RDONLY)
+        self._fds[shard_no] = fd
+        return fd
+
+    def _local_path(self, shard: ShardInfo) -> str:
+        """The shard itself when local; for S3 a cached copy (downloaded once, SHA-256 checked)."""
+        uri = self.manifest.shard_uri(shard)
+        if not storage.is_s3(uri):
+            return storage.normalize(uri)
+        local = os.path.join(self.cache_dir, shard.path)
+        if not (os.path.exists(local) and os.path.getsize(local) == shard.bytes):
+            from smelt.storage.transfer import download_file
+
+            log.info("downloading %s to %s", uri, local)
+            try:
+                download_file(uri, local, sha256=shard.sha256)
+            except IntegrityError as exc:
+                raise IntegrityError(f"shard {exc}; rebuild or re-upload it") from None
+        return local
+
+    def _read_ends(self, shard: ShardInfo) -> np.ndarray:
+        uri = self.manifest.idx_uri(shard)
+        if storage.is_s3(uri):
+            local = os.path.join(self.cache_dir, shard.idx_path)
+            if not os.path.exists(local):
+                storage.get_file(uri, local)
+            uri = local
+        ends = np.fromfile(storage.normalize(uri), dtype=OFFSET_DTYPE).astype(np.int64)
+        if len(ends) != shard.num_docs or (len(ends) and ends[-1] != shard.num_tokens):
+            raise IntegrityError(
+                f"index {uri} does not match its manifest entry "
+                f"({len(ends)} docs, last offset {ends[-1] if len(ends) else 0})"
+            )
+        return ends
+
+
+def verify_shard_file(local_path: str, shard: ShardInfo, vocab_size: int, name: str) -> None:
+    """SHA-256 and id range of a local copy of `shard`, memoized per process by file identity."""
+    stat = os.stat(local_path)
+    key = (local_path, stat.st_size, stat.st_mtime_ns, shard.sha256)
+    if key in _VERIFIED:
+        return
+    if stat.st_size != shard.bytes:
+        raise IntegrityError(
+            f"shard {name} is {stat.st_size} bytes, the manifest expects "
+            f"{shard.bytes}; rebuild with `smelt shards build`"
+        )
+    digest, top = hashlib.sha256(), -1
+    with open(local_path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            digest.update(chunk)
+            if chunk:
+                top = max(top, int(np.frombuffer(chunk, dtype=TOKEN_DTYPE).max()))
+    if digest.hexdigest() != shard.sha256:
+        raise IntegrityError(
+            f"shard {name}: SHA-256 {digest.hexdigest()[:16]}… does not match "
+            f"the manifest's {shard.sha256[:16]}… (corrupted); rebuild it"
+        )
+    if top >= vocab_size:
+        raise IntegrityError(f"shard {name}: token id {top} >= vocab_size {vocab_size}")
+    _VERIFIED.add(key)
+
+
+def _permutation(num_windows: int, seed: int, epoch: int) -> np.ndarray:
+    """The window order of one epoch: a function of (seed, epoch) only."""
+    rng = np.random.Generator(np.random.PCG64([seed, epoch]))
+    dtype = np.int32 if num_windows < 2**31 else np.int64
+    return rng.permutation(num_windows).astype(dtype, copy=False)
+
+
+class ShardLoader:
+    """Endless, seeded, resumable (B, T) batches of one split for rank `rank` of `world_size`."""
+
+    def __init__(
+        self,
+        shards_uri: str,
+        split: str = "train",
+        batch_size: int = 8,
+        seq_len: int = 256,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        cache_dir: str | None = None,
+        with_doc_ids: bool = False,
+        verify: bool = True,
+    ) -> None:
+        if batch_size < 1 or seq_len < 1:
+            raise ConfigError(f"batch_size ({batch_size}) and seq_len ({seq_len}) must be >= 1")
+        if not 0 <= rank < world_size:
+            raise ConfigError(f"rank {rank} is outside world_size {world_size}")
+        self.manifest = open_manifest(shards_uri)
+        self.vocab_size, self.eos_id = self.manifest.vocab_size, self.manifest.eos_id
+        self.split, self.batch_size, self.seq_len, self.seed = split, batch_size, seq_len, seed
+        self.rank, self.world_size, self.with_doc_ids = rank, world_size, with_doc_ids
+        self.reader = ShardReader(self.manifest, split, seq_len, cache_dir, verify)
+        self.step_windows = batch_size * world_size
+        if self.reader.num_windows < self.step_windows:
+            raise InputError(
+                f"{self.manifest.root}: split {split!r} has {self.reader.num_windows}"
+                f" windows of {seq_len + 1} tokens, fewer than one step needs "
+                f"({batch_size} x {world_size} ranks); lower the batch or seq_len"
+            )
+        self.epoch, self.position = 0, 0
+        self._order: np.ndarray | None = None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.reader.num_windows // self.step_windows
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            yield self.next_batch()
+
+    def next_batch(self) -> Batch:
+        if self.position + self.step_windows > self.reader.num_windows:
+            self.epoch, self.position, self._order = self.epoch + 1, 0, None
+        if self._order is None:
+            self._order = _permutation(self.reader.num_windows, self.seed, self.epoch)
+        first = self.position + self.rank
+        indices = self._order[first : self.position + self.step_windows : self.world_size]
+        self.position += self.step_windows
+        return _collate([self.reader.window(int(i), self.with_doc_ids) for i in indices])
+
+    def state_dict(self) -> dict:
+        """JSON-safe position: the next step starts at window `position` of epoch `epoch`."""
+        return {
+            "version": STATE_VERSION,
+            "split": self.split,
+            "seed": self.seed,
+            "seq_len": self.seq_len,
+            "epoch": self.epoch,
+            "position": self.position,
+            "num_windows": self.reader.num_windows,
+            "tokenizer_sha256": self.manifest.tokenizer_sha256,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue exactly after the saved step (the stream is global: W and B may change)."""
+        if state.get("version") != STATE_VERSION:
+            raise ConfigError(
+                f"loader state version {state.get('version')!r} is not "
+                f"{STATE_VERSION}; cannot resume this stream"
+            )
+        for key in ("split", "seed", "seq_len", "num_windows", "tokenizer_sha256"):
+            mine = self.state_dict()[key]
+            if state.get(key) != mine:
+                raise ConfigError(
+                    f"loader state was saved with {key}={state.get(key)!r} but "
+                    f"this loader has {mine!r}; resume with the same shards, "
+                    "seed and seq_len"
+                )
+        self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def eval_batches(
+    shards_uri: str,
+    split: str = "val",
+    batch_size: int = 8,
+    seq_len: int = 256,
+    max_batches: int | None = None,
+    cache_dir: str | None = None,
+    with_doc_ids: bool = False,
+) -> Iterator[Batch]:
+    """Deterministic batches of consecutive windows (no shuffle), for validation loss."""
+    reader = ShardReader(open_manifest(shards_uri), split, seq_len, cache_dir)
+    try:
+        total = reader.num_windows // batch_size
+        limit = total if max_batches is None else min(total, max_batches)
+        for b in range(limit):
+            yield _collate(
+                [
+                    reader.window(i, with_doc_ids)
+                    for i in range(b * batch_size, (b + 1) * batch_size)
+                ]
+            )
+    finally:
+        reader.close()
+
+
+def _collate(windows: list[tuple[np.ndarray, np.ndarray | None]]) -> Batch:
+    tokens = torch.from_numpy(np.stack([w for w, _ in windows]).astype(np.int64))
+    doc_ids = None
+    if windows[0][1] is not None:
+        doc_ids = torch.from_numpy(np.stack([d for _, d in windows]))
+    return Batch(
+        inputs=tokens[:, :-1].contiguous(), targets=tokens[:, 1:].contiguous(), doc_ids=doc_ids
+    )

@@ -56,23 +56,24 @@ class HtmlFileReader(BaseDiskReader):
         with self.data_folder.open(filepath, "r", encoding="utf-8", errors="replace") as fh:
             yield self.get_document_from_dict({"text": fh.read(), "id": filepath}, filepath, 0)
 
-input_dir, output_dir, logs_dir, tasks, workers = sys.argv[1:6]
-pipeline = [
-    HtmlFileReader(input_dir, glob_pattern="*.html"),
-    Trafilatura(favour_precision=True, timeout=10.0),
-    GopherRepetitionFilter(),
-    GopherQualityFilter(),
-    C4QualityFilter(filter_no_terminal_punct=True),
-    FineWebQualityFilter(),
-    ParquetWriter(output_dir),
-]
-executor = LocalPipelineExecutor(pipeline=pipeline, tasks=int(tasks), workers=int(workers),
-                                 logging_dir=logs_dir)
-started = time.perf_counter()
-stats = executor.run()
-wall = time.perf_counter() - started
-kept = int(sum(s.stats["total"].total for s in stats.stats if "Parquet" in s.name))
-print(json.dumps({"wall": wall, "kept": kept}))
+if __name__ == "__main__":  # the worker pool re-imports this module
+    input_dir, output_dir, logs_dir, tasks, workers = sys.argv[1:6]
+    pipeline = [
+        HtmlFileReader(input_dir, glob_pattern="*.html"),
+        Trafilatura(favour_precision=True, timeout=10.0),
+        GopherRepetitionFilter(),
+        GopherQualityFilter(),
+        C4QualityFilter(filter_no_terminal_punct=True),
+        FineWebQualityFilter(),
+        ParquetWriter(output_dir),
+    ]
+    executor = LocalPipelineExecutor(pipeline=pipeline, tasks=int(tasks), workers=int(workers),
+                                     logging_dir=logs_dir)
+    started = time.perf_counter()
+    stats = executor.run()
+    wall = time.perf_counter() - started
+    kept = int(sum(s.stats["total"].total for s in stats.stats if "Parquet" in s.name))
+    print(json.dumps({"wall": wall, "kept": kept}))
 """
 
 
@@ -182,7 +183,7 @@ def main() -> None:
     names = list(systems)
     for rep in range(args.reps):
         for name in names[rep % len(names) :] + names[: rep % len(names)]:  # alternate order
-            output = os.path.join(workdir, f"out-{rep}-{name.split()[0]}-{len(results[name])}")
+            output = os.path.join(workdir, f"out-{rep}-{names.index(name)}")
             outcome = systems[name](input_dir, output, args.workers)
             results[name].append(outcome)
             print(

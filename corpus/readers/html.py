@@ -21,6 +21,9 @@ from smelt.corpus.readers.stream import TooLarge, read_limited
 from smelt.corpus.readers.timelimit import TimeLimitExceeded, call_with_time_limit
 
 log = logging.getLogger(__name__)
+# trafilatura warns "discarding data: None" for every page without main content; smelt already
+# counts those pages (filtered as `empty`), so its per-page warnings are only terminal noise.
+logging.getLogger("trafilatura").setLevel(logging.ERROR)
 
 
 class ExtractionError(Exception):

@@ -109,6 +109,7 @@ def presidio_plain_runner():
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import SpacyRecognizer
     from presidio_anonymizer import AnonymizerEngine
+
     from smelt.corpus.pii.analyzer import PATTERN_RECOGNIZERS
 
     registry = RecognizerRegistry(supported_languages=["en"])

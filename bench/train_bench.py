@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from smelt.model.decoder import Decoder
 from smelt.training import optim
 from smelt.training.config import TrainConfig

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from smelt.cli.options import add_runner_arguments
+
 POLL_SECONDS = 0.5
 
 
@@ -33,18 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="URI",
         help="previous smelt corpus whose documents must not come back",
     )
-    build.add_argument(
-        "--runner",
-        choices=["process", "thread", "dask"],
-        default="process",
-        help="task runner (default: a process per core)",
-    )
-    build.add_argument(
-        "--dask-address", metavar="ADDR", help="scheduler of an existing Dask cluster"
-    )
-    build.add_argument(
-        "--workers", type=int, default=None, help="parallel workers (default: cores)"
-    )
+    add_runner_arguments(build)
     build.add_argument("--no-progress", action="store_true", help="no live progress display")
     build.set_defaults(handler=run_build)
 
@@ -117,10 +108,13 @@ def build_corpus(params: Any, console: Console, progress: bool = True) -> dict[s
 
     Input and config errors surface here, before Prefect starts, as one-line errors.
     """
+    from datetime import datetime
+
     from smelt.corpus.partition import plan_build
-    from smelt.flows.corpus_build import corpus_build, resolve_config
+    from smelt.flows.corpus_build import corpus_build, resolve_config, resolve_targets
     from smelt.storage import require_readable
 
+    params = resolve_targets(params, datetime.now().astimezone())
     config = resolve_config(params)
     for uri in params.dedup_against:
         require_readable(uri)

@@ -16,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     import torch
+
     from smelt.errors import InputError
     from smelt.model.checkpoint_io import load_weights
     from smelt.model.export_hf import export_hf

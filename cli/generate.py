@@ -28,11 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     import torch
+    from tokenizers import Tokenizer
+
     from smelt.errors import InputError
     from smelt.model.checkpoint_io import load_model
     from smelt.model.generate import stream
     from smelt.training.run_dir import locate_checkpoint
-    from tokenizers import Tokenizer
 
     step_dir, tokenizer_path = locate_checkpoint(args.checkpoint)
     if tokenizer_path is None:

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 
 from smelt.errors import SmeltError
 
-COMMAND_MODULES = ("corpus", "tokenizer", "shards", "train", "generate", "export", "demo",
-                   "server")
+COMMAND_MODULES = ("corpus", "tokenizer", "shards", "train", "generate", "export", "demo", "server")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,8 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_prefect()
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.handler(args) or 0)
     except SmeltError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from smelt.cli.options import add_runner_arguments
 from smelt.training.shard_writer import DEFAULT_SHARD_TOKENS
 
 
@@ -23,18 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_SHARD_TOKENS,
         help="most tokens per shard (documents are never split)",
     )
-    build.add_argument(
-        "--runner",
-        choices=["process", "thread", "dask"],
-        default="process",
-        help="task runner (default: a process per core)",
-    )
-    build.add_argument(
-        "--workers", type=int, default=None, help="parallel workers (default: cores)"
-    )
-    build.add_argument(
-        "--dask-address", metavar="ADDR", help="scheduler of an existing Dask cluster"
-    )
+    add_runner_arguments(build)
     build.set_defaults(handler=run_build)
     verify = commands.add_parser("verify", help="check every shard against the manifest")
     verify.add_argument("uri", metavar="URI")

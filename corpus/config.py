@@ -29,18 +29,18 @@ class ReaderConfig:
     text_field: str = "text"
     id_field: str = "id"
     url_field: str = "url"
-    html_max_bytes: int = 5_000_000        # larger HTML pages are quarantined, not parsed
-    html_timeout_s: float = 10.0           # per-document extraction time limit
-    text_max_bytes: int = 50_000_000       # larger plain-text files are quarantined
-    favor_precision: bool = True           # trafilatura: drop more boilerplate
-    html_fast: bool = True                 # trafilatura `fast`: skip its fallback extractors (~2x)
+    html_max_bytes: int = 5_000_000  # larger HTML pages are quarantined, not parsed
+    html_timeout_s: float = 10.0  # per-document extraction time limit
+    text_max_bytes: int = 50_000_000  # larger plain-text files are quarantined
+    favor_precision: bool = True  # trafilatura: drop more boilerplate
+    html_fast: bool = True  # trafilatura `fast`: skip its fallback extractors (~2x)
 
 
 @dataclass(frozen=True)
 class NormalizeConfig:
     """Text normalization before filtering."""
 
-    fix_mojibake: bool = True              # ftfy
+    fix_mojibake: bool = True  # ftfy
     unicode_form: str = "NFC"
     strip_control_chars: bool = True
     collapse_whitespace: bool = True
@@ -73,7 +73,13 @@ class GopherRepetitionConfig:
     dup_para_char_frac: float = 0.2
     top_n_grams: tuple[tuple[int, float], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))
     dup_n_grams: tuple[tuple[int, float], ...] = (
-        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
+        (5, 0.15),
+        (6, 0.14),
+        (7, 0.13),
+        (8, 0.12),
+        (9, 0.11),
+        (10, 0.10),
+    )
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,7 @@ class FineWebConfig:
 class FilterConfig:
     """All quality filters, in the order they run."""
 
-    min_chars: int = 1                     # empty documents are filtered as `empty`
+    min_chars: int = 1  # empty documents are filtered as `empty`
     gopher_repetition: GopherRepetitionConfig = field(default_factory=GopherRepetitionConfig)
     gopher_quality: GopherQualityConfig = field(default_factory=GopherQualityConfig)
     c4: C4Config = field(default_factory=C4Config)
@@ -126,12 +132,12 @@ class DedupConfig:
 
     exact: bool = True
     near: bool = True
-    ngram: int = 5                         # word n-gram shingles (datatrove, FineWeb: 5)
+    ngram: int = 5  # word n-gram shingles (datatrove, FineWeb: 5)
     num_bands: int = 20
     rows_per_band: int = 8
-    jaccard_threshold: float = 0.7         # candidate pairs verified by estimated Jaccard
-    bucket_partitions: int = 16            # minimum number of band-key ranges (pair tasks)
-    max_range_rows: int = 4_000_000        # more ranges when a range would hold more band rows
+    jaccard_threshold: float = 0.7  # candidate pairs verified by estimated Jaccard
+    bucket_partitions: int = 16  # minimum number of band-key ranges (pair tasks)
+    max_range_rows: int = 4_000_000  # more ranges when a range would hold more band rows
     seed: int = 1
 
 
@@ -140,21 +146,35 @@ class PiiConfig:
     """PII redaction with presidio (see corpus/pii/)."""
 
     enabled: bool = True
-    entities: tuple[str, ...] = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE",
-                                 "IP_ADDRESS", "US_SSN", "PERSON")
-    score_threshold: float = 0.4           # presidio scores phones 0.4 without context words
+    entities: tuple[str, ...] = (
+        "EMAIL_ADDRESS",
+        "PHONE_NUMBER",
+        "CREDIT_CARD",
+        "IBAN_CODE",
+        "IP_ADDRESS",
+        "US_SSN",
+        "PERSON",
+    )
+    score_threshold: float = 0.4  # presidio scores phones 0.4 without context words
     ner: bool = True
-    placeholders: dict[str, str] = field(default_factory=lambda: {
-        "EMAIL_ADDRESS": "<EMAIL>", "PHONE_NUMBER": "<PHONE>", "CREDIT_CARD": "<CREDIT_CARD>",
-        "IBAN_CODE": "<IBAN>", "IP_ADDRESS": "<IP_ADDRESS>", "US_SSN": "<US_SSN>",
-        "PERSON": "<PERSON>"})
+    placeholders: dict[str, str] = field(
+        default_factory=lambda: {
+            "EMAIL_ADDRESS": "<EMAIL>",
+            "PHONE_NUMBER": "<PHONE>",
+            "CREDIT_CARD": "<CREDIT_CARD>",
+            "IBAN_CODE": "<IBAN>",
+            "IP_ADDRESS": "<IP_ADDRESS>",
+            "US_SSN": "<US_SSN>",
+            "PERSON": "<PERSON>",
+        }
+    )
 
 
 @dataclass(frozen=True)
 class CorpusConfig:
     """Everything `smelt corpus build` can be told."""
 
-    partition_bytes: int = 64 * 1024 * 1024   # bound on raw input bytes per partition
+    partition_bytes: int = 64 * 1024 * 1024  # bound on raw input bytes per partition
     readers: ReaderConfig = field(default_factory=ReaderConfig)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
@@ -172,8 +192,10 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown setting(s) {', '.join(where + k for k in unknown)}; "
-                          f"valid: {', '.join(sorted(fields))}")
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(where + k for k in unknown)}; "
+            f"valid: {', '.join(sorted(fields))}"
+        )
     values = {}
     for name, value in data.items():
         default = getattr(cls(), name)

@@ -23,6 +23,7 @@ import re
 import unicodedata
 
 import ftfy
+
 from smelt.corpus.config import NormalizeConfig
 from smelt.corpus.document import Document
 

@@ -44,8 +44,12 @@ class CorpusStats:
 
     def accounted(self) -> int:
         """Documents whose fate is known."""
-        return (self.kept + self.quarantined + sum(self.filtered.values())
-                + sum(self.duplicates.values()))
+        return (
+            self.kept
+            + self.quarantined
+            + sum(self.filtered.values())
+            + sum(self.duplicates.values())
+        )
 
     def check_identity(self) -> None:
         """Raise when a document went missing or was counted twice."""

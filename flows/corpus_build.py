@@ -11,6 +11,7 @@ Partitions already done are skipped, so a rerun after a crash resumes.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field
 from smelt.corpus.config import CorpusConfig, config_from_dict, load_config
 from smelt.corpus.layout import CorpusLayout
 from smelt.corpus.partition import Plan, load_plan, plan_build
+from smelt.corpus.targets import expand_dedup_against, expand_output
 from smelt.flows.dedup import dedup_stage
 from smelt.storage import exists
 from smelt.tasks.corpus import extract_partition, finalize_partition, write_corpus_stats
@@ -31,13 +33,18 @@ class CorpusBuildParams(BaseModel):
     """What a corpus build is told: the form the Prefect UI shows for a run."""
 
     inputs: list[str] = Field(description="input files, directories or s3:// prefixes")
-    output: str = Field(description="corpus output URI (local path or s3://bucket/prefix)")
+    output: str = Field(
+        description="corpus output URI (local path or s3://bucket/prefix); `{date}` becomes the "
+        "build's date, e.g. s3://lake/corpus/nightly/{date}"
+    )
     config_path: str | None = Field(None, description="TOML/YAML file overriding defaults")
     config_overrides: dict[str, Any] = Field(
         default_factory=dict, description='inline overrides, e.g. {"pii": {"enabled": false}}'
     )
     dedup_against: list[str] = Field(
-        default_factory=list, description="earlier corpora whose documents must not come back"
+        default_factory=list,
+        description="earlier corpora whose documents must not come back; a glob such as "
+        "s3://lake/corpus/nightly/* means every finished corpus it matches",
     )
     runner: Literal["process", "thread", "dask"] = "process"
     workers: int | None = Field(None, description="parallel workers (default: every core)")
@@ -60,6 +67,18 @@ def resolve_config(params: CorpusBuildParams) -> CorpusConfig:
     if not params.config_overrides:
         return config
     return config_from_dict(_deep_merge(config.to_dict(), params.config_overrides))
+
+
+def resolve_targets(params: CorpusBuildParams, when: datetime | None = None) -> CorpusBuildParams:
+    """Concrete output and dedup references (see corpus/targets.py); `when` defaults to the
+    flow run's scheduled start, or now outside a flow run."""
+    if when is None:
+        from prefect.runtime import flow_run
+
+        when = flow_run.scheduled_start_time or datetime.now(UTC)
+    output = expand_output(params.output, when)
+    dedup_against = expand_dedup_against(params.dedup_against, output)
+    return params.model_copy(update={"output": output, "dedup_against": dedup_against})
 
 
 def _removal_lists(
@@ -112,6 +131,7 @@ def corpus_build_stages(params: CorpusBuildParams) -> dict[str, Any]:
 @flow(name="corpus-build")
 def corpus_build(params: CorpusBuildParams) -> dict[str, Any]:
     """Build a corpus from `params.inputs` into `params.output`; returns stats.json's counts."""
+    params = resolve_targets(params)
     config = resolve_config(params)
     plan = plan_build(params.inputs, params.output, config, params.dedup_against)
     get_run_logger().info(

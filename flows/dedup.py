@@ -5,6 +5,7 @@ range -> clusters and removal lists, as Prefect tasks on the calling flow's task
 from __future__ import annotations
 
 from prefect import get_run_logger, unmapped
+
 from smelt import storage
 from smelt.corpus.config import DedupConfig
 from smelt.corpus.dedup import partition_name, write_meta

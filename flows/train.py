@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger
+
 from smelt.tasks.train import train_task
 from smelt.training.config import TrainConfig
 

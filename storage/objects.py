@@ -42,8 +42,11 @@ def list_files(uri: str, suffixes: Iterable[str] | None = None) -> list[str]:
     if fs.isfile(path):
         found = [path]
     else:
-        found = [p for p in fs.find(path) if not any(part.startswith(".")
-                                                     for part in p[len(path):].split("/"))]
+        found = [
+            p
+            for p in fs.find(path)
+            if not any(part.startswith(".") for part in p[len(path) :].split("/"))
+        ]
     wanted = tuple(suffixes) if suffixes else None
     result = [uris.to_uri(fs, p) for p in found if wanted is None or p.endswith(wanted)]
     return sorted(result)
@@ -92,8 +95,9 @@ def atomic_local_path(target_uri: str, suffix: str = "") -> Iterator[str]:
     else:
         target = uris.normalize(target_uri)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=f".{os.path.basename(target)}.",
-                                   dir=os.path.dirname(target))
+        fd, tmp = tempfile.mkstemp(
+            suffix=suffix, prefix=f".{os.path.basename(target)}.", dir=os.path.dirname(target)
+        )
     os.close(fd)
     try:
         yield tmp
@@ -105,11 +109,10 @@ def atomic_local_path(target_uri: str, suffix: str = "") -> Iterator[str]:
 
 def write_bytes(uri: str, data: bytes) -> None:
     """Atomically write `data` to `uri`."""
-    with atomic_local_path(uri) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+    with atomic_local_path(uri) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def write_text(uri: str, text: str) -> None:
@@ -129,12 +132,7 @@ def put_file(local_path: str, uri: str) -> None:
     if os.path.dirname(os.path.abspath(local_path)) == os.path.dirname(target):
         os.replace(local_path, target)
     else:  # a different directory may be a different filesystem: copy next to it, then rename
-        with atomic_local_path(target) as tmp:
-            with open(local_path, "rb") as src, open(tmp, "wb") as dst:
-                while chunk := src.read(1 << 22):
-                    dst.write(chunk)
-                dst.flush()
-                os.fsync(dst.fileno())
+        put_file_copy(local_path, target)
     _fsync_dir(os.path.dirname(target))
 
 
@@ -149,11 +147,12 @@ def get_file(uri: str, local_path: str) -> None:
 
 
 def put_file_copy(src: str, dst: str) -> None:
-    """Copy a local file to a local destination atomically."""
-    with atomic_local_path(dst) as tmp:
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            while chunk := fin.read(1 << 22):
-                fout.write(chunk)
+    """Copy a local file to a local destination atomically (flushed to disk before the rename)."""
+    with atomic_local_path(dst) as tmp, open(src, "rb") as fin, open(tmp, "wb") as fout:
+        while chunk := fin.read(1 << 22):
+            fout.write(chunk)
+        fout.flush()
+        os.fsync(fout.fileno())
 
 
 @retry()
@@ -183,3 +182,10 @@ def _fsync_dir(directory: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+@retry()
+def glob(pattern: str) -> list[str]:
+    """URIs matching a glob pattern (`*`, `?`, `[...]`), files or directories, sorted."""
+    fs, path = uris.filesystem(pattern)
+    return sorted(uris.to_uri(fs, p) for p in fs.glob(path))

@@ -20,8 +20,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _TRANSIENT_CODES = {
-    "500", "502", "503", "504", "RequestTimeout", "RequestTimeoutException", "SlowDown",
-    "Throttling", "ThrottlingException", "InternalError", "ServiceUnavailable",
+    "500",
+    "502",
+    "503",
+    "504",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "InternalError",
+    "ServiceUnavailable",
 }
 
 
@@ -37,9 +46,17 @@ def is_transient(exc: BaseException) -> bool:
         status = str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
         return code in _TRANSIENT_CODES or status in _TRANSIENT_CODES
     name = type(exc).__name__
-    transient_names = ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
-                       "ClientConnectorError", "ServerDisconnectedError", "ClientOSError",
-                       "ConnectionClosedError", "ResponseStreamingError", "IncompleteRead")
+    transient_names = (
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+        "ClientOSError",
+        "ConnectionClosedError",
+        "ResponseStreamingError",
+        "IncompleteRead",
+    )
     if name in transient_names:
         return True
     return isinstance(exc, OSError) and exc.errno is None
@@ -61,8 +78,14 @@ def retry(
                         raise
                     delay = min(max_delay, base_delay * 2 ** (attempt - 1))
                     delay *= 0.5 + random.random()
-                    log.warning("%s failed (%s), retry %d/%d in %.1fs", fn.__name__,
-                                type(exc).__name__, attempt, attempts - 1, delay)
+                    log.warning(
+                        "%s failed (%s), retry %d/%d in %.1fs",
+                        fn.__name__,
+                        type(exc).__name__,
+                        attempt,
+                        attempts - 1,
+                        delay,
+                    )
                     time.sleep(delay)
             raise AssertionError("unreachable")
 

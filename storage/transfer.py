@@ -25,8 +25,9 @@ def _client(endpoint: str | None):  # noqa: ANN202 - boto3 client type is dynami
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10,
-                    read_timeout=60)
+    config = Config(
+        retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=60
+    )
     return boto3.client("s3", endpoint_url=endpoint, config=config)
 
 
@@ -38,8 +39,9 @@ def s3_client():  # noqa: ANN201
 def _transfer_config():  # noqa: ANN202
     from boto3.s3.transfer import TransferConfig
 
-    return TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=PART_SIZE,
-                          max_concurrency=4)
+    return TransferConfig(
+        multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=PART_SIZE, max_concurrency=4
+    )
 
 
 @retry()
@@ -48,11 +50,18 @@ def upload_file(local_path: str, uri: str, sha256: str | None = None) -> str:
     digest = sha256 or sha256_file(local_path)
     bucket, key = uris.split_s3(uri)
     client = s3_client()
-    client.upload_file(local_path, bucket, key, Config=_transfer_config(),
-                       ExtraArgs={"Metadata": {"sha256": digest}, "ChecksumAlgorithm": "SHA256"})
+    client.upload_file(
+        local_path,
+        bucket,
+        key,
+        Config=_transfer_config(),
+        ExtraArgs={"Metadata": {"sha256": digest}, "ChecksumAlgorithm": "SHA256"},
+    )
     head = client.head_object(Bucket=bucket, Key=key)
-    if head["ContentLength"] != os.path.getsize(local_path) or \
-            head.get("Metadata", {}).get("sha256") != digest:
+    if (
+        head["ContentLength"] != os.path.getsize(local_path)
+        or head.get("Metadata", {}).get("sha256") != digest
+    ):
         raise IntegrityError(f"upload of {uri} did not verify (size or SHA-256 differs); retry it")
     return digest
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NONE
+
 from smelt.corpus.config import DedupConfig
 from smelt.corpus.dedup import Shard, find_pairs, sign_partition, write_removals
 

@@ -13,6 +13,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NONE
+
 from smelt.training.config import TrainConfig
 from smelt.training.loop import train
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
 from smelt import storage
 from smelt.errors import IntegrityError
 from smelt.model.checkpoint_io import load_weights, save_weights

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
+
 from smelt.model.config import ModelConfig
 from smelt.training import distributed, optim, rng
 from smelt.training.checkpoint import Snapshot
@@ -21,7 +23,6 @@ from smelt.training.config import TrainConfig
 from smelt.training.distributed import DistInfo
 from smelt.training.run_dir import RunDir
 from smelt.training.uploader import CheckpointUploader
-from torch import nn
 
 
 class Checkpointer:

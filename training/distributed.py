@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from smelt.errors import ConfigError
 from torch import nn
+
+from smelt.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
+
 from smelt.errors import ConfigError, SmeltError
 from smelt.model.config import ModelConfig
 from smelt.model.decoder import Decoder
@@ -39,7 +41,6 @@ from smelt.training.resume import prepare_run
 from smelt.training.run_dir import METRICS_FILE, RunDir
 from smelt.training.schedule import LRSchedule
 from smelt.training.shard_format import open_manifest
-from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,12 @@ def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResu
     """Run (or resume) training; `on_step` receives a metrics record every `log_every` steps."""
     info = distributed.init(config.device)
     try:
-        return Trainer(config, info, on_step).run()
+        result = Trainer(config, info, on_step).run()
+        # Leave together: a rank that tears down its process group while a peer is still
+        # finishing (rank 0 writes the last checkpoint) can abort the peer at exit. Only on
+        # success: after an error the peers may never arrive.
+        distributed.barrier()
+        return result
     finally:
         distributed.shutdown()
 

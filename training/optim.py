@@ -12,9 +12,10 @@ import logging
 from typing import Any
 
 import torch
+from torch import nn
+
 from smelt.errors import IntegrityError
 from smelt.training.config import TrainConfig
-from torch import nn
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+
 from smelt.corpus.dedup.exact import EXACT_BAND
 from smelt.corpus.dedup.shingles import mix64
 

@@ -42,6 +42,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import rensa
+
 from smelt.corpus.dedup.shingles import shingle_batch
 
 HASH_FUNCTION = f"rensa-rminhash-v{rensa.RMinHash.ALGORITHM_VERSION}/word-ngram-mix64"

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from smelt import storage
 from smelt.corpus.config import DedupConfig
 from smelt.corpus.dedup import files

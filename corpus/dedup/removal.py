@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from smelt import storage
 from smelt.corpus.dedup import files
 from smelt.corpus.dedup.components import connected_components

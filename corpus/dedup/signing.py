@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from smelt import storage
 from smelt.corpus.config import DedupConfig
 from smelt.corpus.dedup import files

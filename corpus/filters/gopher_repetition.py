@@ -20,6 +20,7 @@ from __future__ import annotations
 from itertools import accumulate
 
 import numpy as np
+
 from smelt.corpus.config import GopherRepetitionConfig
 from smelt.corpus.filters.text_utils import (
     LINE_SPLIT_RE,

@@ -49,6 +49,7 @@ from presidio_analyzer.predefined_recognizers import (  # noqa: E402
     PhoneRecognizer,
     UsSsnRecognizer,
 )
+
 from smelt.corpus.config import PiiConfig  # noqa: E402
 from smelt.corpus.pii.person import NAME_SCORE, find_people  # noqa: E402
 from smelt.errors import ConfigError  # noqa: E402

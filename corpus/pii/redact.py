@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 
 from presidio_analyzer import RecognizerResult
+
 from smelt.corpus.config import PiiConfig
 from smelt.corpus.document import Document, Quarantined
 from smelt.corpus.pii.analyzer import get_analyzer

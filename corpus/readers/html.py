@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import IO
 
 import trafilatura
+
 from smelt.corpus.config import ReaderConfig
 from smelt.corpus.document import Document, Quarantined
 from smelt.corpus.readers.encoding import DecodeError, decode_bytes

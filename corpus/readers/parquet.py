@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import IO
 
 import pyarrow.parquet as pq
+
 from smelt.corpus.config import ReaderConfig
 from smelt.corpus.document import Document, Quarantined
 from smelt.corpus.readers.jsonl import record_to_document

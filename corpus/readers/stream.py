@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import IO
 
 import zstandard
+
 from smelt import storage
 
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}

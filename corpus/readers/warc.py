@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from fastwarc.warc import ArchiveIterator, WarcRecordType
+
 from smelt.corpus.config import ReaderConfig
 from smelt.corpus.document import Document, Quarantined
 from smelt.corpus.readers.encoding import DecodeError, decode_bytes

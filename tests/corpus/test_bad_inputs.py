@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+
 from smelt.corpus.config import CorpusConfig
 from smelt.corpus.document import Document, Quarantined
 from smelt.corpus.pipeline import process_file
 from smelt.corpus.readers import input_files
 from smelt.corpus.stats import CorpusStats
 from smelt.errors import InputError
-
 from tests.corpus.conftest import GOOD_TEXT
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from smelt.corpus.config import FilterConfig
 from smelt.corpus.document import Document
 from smelt.corpus.filters import QualityFilters, TextView
@@ -20,7 +21,6 @@ from smelt.corpus.filters.gopher_repetition import (
     word_hashes,
 )
 from smelt.corpus.filters.text_utils import split_words
-
 from tests.corpus.conftest import GOOD_TEXT, only
 
 WORDS = [

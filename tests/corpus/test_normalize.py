@@ -6,6 +6,7 @@ import dataclasses
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from smelt.corpus.config import NormalizeConfig
 from smelt.corpus.document import Document
 from smelt.corpus.normalize import (

@@ -15,6 +15,7 @@ import pytest
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from smelt import storage
 from smelt.corpus.config import ReaderConfig
 from smelt.corpus.document import Document, Quarantined
@@ -23,7 +24,6 @@ from smelt.corpus.readers.encoding import decode_bytes
 from smelt.corpus.readers.jsonl import read_jsonl
 from smelt.corpus.readers.timelimit import TimeLimitExceeded, call_with_time_limit
 from smelt.errors import InputError
-
 from tests.corpus.conftest import GOOD_HTML, GOOD_TEXT, warc_record
 
 CONFIG = ReaderConfig()

@@ -40,24 +40,30 @@ def inputs(bucket):
 
 @pytest.fixture(scope="module")
 def reference(s3_server, bucket, inputs, config_file):
-    """An uninterrupted build: the output every other build must equal."""
+    """An uninterrupted build: the output every other build must equal. It runs on threads
+    (each process-pool worker imports presidio and Prefect again, ~20 s on this machine); the
+    killed build runs on the default process pool, so equal outputs also show that both
+    runners build the same corpus."""
     output = f"{bucket}/reference"
-    done = _cli(
-        [
-            "corpus",
-            "build",
-            "--input",
-            inputs,
-            "--output",
-            output,
-            "--config",
-            config_file,
-            "--no-progress",
-        ],
-        s3_server.env(),
-    )
+    done = _cli(_build_args(inputs, output, config_file, "--runner", "thread"), s3_server.env())
     assert done.returncode == 0, done.stderr[-3000:]
     return output
+
+
+def _build_args(inputs, output, config_file, *extra):
+    """`smelt corpus build` arguments for the test inputs, without the live display."""
+    return [
+        "corpus",
+        "build",
+        "--input",
+        inputs,
+        "--output",
+        output,
+        "--config",
+        config_file,
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _cli(args, env, timeout=600):
@@ -113,15 +119,7 @@ def test_kill_9_midway_then_rerun_equals_uninterrupted(
         sys.executable,
         "-m",
         "smelt.cli.main",
-        "corpus",
-        "build",
-        "--input",
-        inputs,
-        "--output",
-        output,
-        "--config",
-        config_file,
-        "--no-progress",
+        *_build_args(inputs, output, config_file),  # the default runner: a process pool
     ]
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **s3_server.env()}
     build = subprocess.Popen(
@@ -138,20 +136,7 @@ def test_kill_9_midway_then_rerun_equals_uninterrupted(
         build.wait()
     assert not storage.exists(f"{output}/stats.json")  # killed midway: unfinished
     before = _done_markers(f"{output}/_work/extracted")
-    rerun = _cli(
-        [
-            "corpus",
-            "build",
-            "--input",
-            inputs,
-            "--output",
-            output,
-            "--config",
-            config_file,
-            "--no-progress",
-        ],
-        s3_server.env(),
-    )
+    rerun = _cli(_build_args(inputs, output, config_file, "--runner", "thread"), s3_server.env())
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     after = _done_markers(f"{output}/_work/extracted")
     assert all(after[key] == stamp for key, stamp in before.items())  # done work was kept
@@ -163,21 +148,7 @@ def test_kill_9_midway_then_rerun_equals_uninterrupted(
 def test_dask_runner_gives_the_same_corpus(s3_server, bucket, inputs, config_file, reference):
     output = f"{bucket}/dask"
     done = _cli(
-        [
-            "corpus",
-            "build",
-            "--input",
-            inputs,
-            "--output",
-            output,
-            "--config",
-            config_file,
-            "--runner",
-            "dask",
-            "--workers",
-            "2",
-            "--no-progress",
-        ],
+        _build_args(inputs, output, config_file, "--runner", "dask", "--workers", "2"),
         s3_server.env(),
     )
     assert done.returncode == 0, done.stderr[-3000:]

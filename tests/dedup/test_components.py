@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+
 from smelt.corpus.dedup.components import UnionFind, connected_components
 from smelt.corpus.dedup.pairs import PAIR_SCHEMA, pack_ref
 from smelt.corpus.dedup.removal import removals

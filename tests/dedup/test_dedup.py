@@ -8,11 +8,11 @@ import os
 
 import pyarrow.parquet as pq
 import pytest
+
 from smelt import storage
 from smelt.corpus.config import DedupConfig
 from smelt.corpus.dedup.plan import deduplicate
 from smelt.errors import ConfigError, InputError
-
 from tests.dedup.conftest import near_copy, write_partition
 
 JACCARDS = (0.8, 0.85, 0.9, 0.95)

@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
+
 from smelt.corpus.config import DedupConfig
 from smelt.corpus.dedup.plan import deduplicate
 from smelt.flows.dedup import dedup_stage
-
 from tests.dedup.test_dedup import corpus, partitions
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from smelt.corpus.config import DedupConfig
 from smelt.corpus.dedup.minhash import (
     candidate_probability,
@@ -12,7 +13,6 @@ from smelt.corpus.dedup.minhash import (
     verification_probability,
 )
 from smelt.corpus.dedup.shingles import shingle_batch
-
 from tests.dedup.conftest import near_copy
 
 

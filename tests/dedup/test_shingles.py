@@ -8,6 +8,7 @@ import sys
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from smelt.corpus.dedup.minhash import signatures
 from smelt.corpus.dedup.shingles import shingle_batch, simplify
 

@@ -76,7 +76,12 @@ def test_nightly_rebuild_schedule_and_concurrency(deployed):
     assert schedule["schedule"]["cron"] == "0 2 * * *"
     assert schedule["schedule"]["timezone"] == "Europe/Berlin"
     assert schedule["active"] is True
-    assert nightly["parameters"]["params"]["dedup_against"] == ["s3://smelt-data/corpus/main"]
+    params = nightly["parameters"]["params"]
+    assert params["output"] == "s3://smelt-data/corpus/nightly/{date}"
+    assert params["dedup_against"] == [
+        "s3://smelt-data/corpus/main",
+        "s3://smelt-data/corpus/nightly/*",
+    ]
     assert nightly["global_concurrency_limit"]["limit"] == 1
     assert nightly["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
     assert not any(

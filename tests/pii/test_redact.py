@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from smelt.corpus.config import PiiConfig
 from smelt.corpus.document import Document, Quarantined
 from smelt.corpus.pii import analyzer as analyzer_module
@@ -12,7 +13,6 @@ from smelt.corpus.pii import redact_documents
 from smelt.corpus.pii.analyzer import PiiAnalyzer
 from smelt.corpus.stats import CorpusStats
 from smelt.errors import ConfigError
-
 from tests.pii.conftest import (
     FIRST,
     LAST,

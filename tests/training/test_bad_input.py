@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
 from smelt.errors import ConfigError, InputError
 from smelt.storage import sha256_file
 from smelt.training.checkpoint import MARKER, complete_steps

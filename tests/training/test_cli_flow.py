@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from smelt.cli.main import main
 from smelt.model.checkpoint_io import load_model
 from smelt.training.metrics import read_metrics
-
 from tests.training.conftest import TINY_MODEL
 
 
@@ -51,7 +51,13 @@ def trained_run(shards: str, tmp_path_factory: pytest.TempPathFactory, prefect_h
 
 def test_train_cli_runs_the_flow_with_artifacts(trained_run: Path) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+        FlowFilter,
+        FlowFilterName,
+    )
 
     records = read_metrics(str(trained_run / "metrics.jsonl"))
     assert [r["step"] for r in records] == list(range(1, 13))
@@ -59,8 +65,14 @@ def test_train_cli_runs_the_flow_with_artifacts(trained_run: Path) -> None:
     assert "val_loss" in records[5] and "val_loss" in records[11]
     assert list((trained_run / "tb").iterdir()), "TensorBoard event files"
     with get_client(sync_client=True) as client:
+        # other tests of the session train too: take the artifacts of this output's run
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["train"])))
+        [run] = [r for r in runs if str(trained_run) in json.dumps(r.parameters, default=str)]
         keys = ArtifactFilterKey(any_=["train-loss", "train-progress"])
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=keys))
+        this_run = ArtifactFilterFlowRunId(any_=[run.id])
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=keys, flow_run_id=this_run)
+        )
     by_key = {a.key: a for a in artifacts}
     assert set(by_key) == {"train-loss", "train-progress"}
     table = by_key["train-loss"].data

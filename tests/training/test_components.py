@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from smelt.errors import ConfigError, IntegrityError
 from smelt.model.decoder import Decoder
 from smelt.model.presets import get_preset

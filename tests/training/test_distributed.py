@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from smelt.training.loader import ShardLoader
 from smelt.training.metrics import read_metrics
-
 from tests.training.conftest import REPO, child_env, run_loop, train_args
 
 STEPS = 20

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from smelt.training.checkpoint import complete_steps, verify_local
 from smelt.training.metrics import read_metrics
-
 from tests.training.conftest import REPO, child_env, run_loop, train_args
 
 STEPS = 60

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+
 from smelt import storage
 from smelt.training.checkpoint import MARKER, complete_steps
 from smelt.training.metrics import read_metrics
-
 from tests.training.conftest import REPO, child_env, run_loop, train_args
 
 

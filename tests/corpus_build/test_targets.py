@@ -1,0 +1,48 @@
+"""Recurring builds: `{date}` outputs and glob references to every earlier finished corpus."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from smelt import storage
+from smelt.corpus.targets import expand_dedup_against, expand_output
+from smelt.flows.corpus_build import CorpusBuildParams, resolve_targets
+
+
+def _corpus(root: str, finished: bool) -> str:
+    storage.write_text(storage.join(root, "data", "part-00000.parquet"), "")
+    if finished:
+        storage.write_text(storage.join(root, "stats.json"), "{}")
+    return root
+
+
+def test_date_in_output_becomes_the_build_date() -> None:
+    when = datetime(2026, 11, 21, 2, 0)
+    assert expand_output("s3://lake/corpus/nightly/{date}", when) == (
+        "s3://lake/corpus/nightly/2026-11-21"
+    )
+    assert expand_output("s3://lake/corpus/main", when) == "s3://lake/corpus/main"
+
+
+def test_glob_means_every_earlier_finished_corpus(tmp_path) -> None:
+    root = str(tmp_path)
+    main = _corpus(f"{root}/main", finished=True)
+    night1 = _corpus(f"{root}/nightly/2026-11-19", finished=True)
+    night2 = _corpus(f"{root}/nightly/2026-11-20", finished=True)
+    _corpus(f"{root}/nightly/2026-11-18", finished=False)  # crashed: no stats.json, no reference
+    tonight = _corpus(f"{root}/nightly/2026-11-21", finished=True)  # a rerun of tonight's build
+    resolved = expand_dedup_against([main, f"{root}/nightly/*"], tonight)
+    assert resolved == [main, night1, night2]
+
+
+def test_glob_on_s3_and_flow_parameters(s3_bucket: str) -> None:
+    _corpus(f"{s3_bucket}/corpus/nightly/2026-11-20", finished=True)
+    params = CorpusBuildParams(
+        inputs=[f"{s3_bucket}/raw"],
+        output=f"{s3_bucket}/corpus/nightly/{{date}}",
+        dedup_against=[f"{s3_bucket}/corpus/nightly/*"],
+    )
+    resolved = resolve_targets(params, datetime(2026, 11, 21))
+    assert resolved.output == f"{s3_bucket}/corpus/nightly/2026-11-21"
+    assert resolved.dedup_against == [f"{s3_bucket}/corpus/nightly/2026-11-20"]
+    assert resolve_targets(resolved, datetime(2030, 1, 1)) == resolved  # idempotent

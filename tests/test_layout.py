@@ -18,7 +18,7 @@ LAYERS = {
     "flows": {"storage", "corpus", "training", "model", "tasks"},
     "deployments": {"storage", "corpus", "training", "model", "tasks", "flows"},
 }
-SHARED = {"errors", "__init__"}  # importable from every layer
+SHARED = {"errors", "parallel", "__init__"}  # importable from every layer
 
 
 def _imports(path: Path) -> set[str]:

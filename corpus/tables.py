@@ -1,0 +1,57 @@
+"""Parquet behind a URI (local or s3://): the one place smelt reads and writes its tables.
+
+Corpus partitions, quarantine and filtered files, dedup signatures, band keys, pair lists and
+removal lists are all Parquet. Writes are atomic (a local temporary file moved or uploaded into
+place); reads stream by record batch, so memory is bounded by one batch, not one file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from smelt import storage
+from smelt.errors import InputError
+
+BATCH_ROWS = 1024
+
+
+def write_table(uri: str, table: pa.Table, row_group_size: int | None = None) -> None:
+    """Atomically write `table` as zstd-compressed Parquet at `uri`."""
+    with storage.atomic_local_path(uri, suffix=".parquet") as tmp:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+
+
+def read_table(
+    uri: str,
+    columns: Sequence[str] | None = None,
+    filters: list[tuple[str, str, Any]] | None = None,
+) -> pa.Table:
+    """A whole Parquet file (or the rows matching `filters`, row groups skipped by statistics)."""
+    fs, path = storage.filesystem(uri)
+    return pq.read_table(
+        path, filesystem=fs, columns=list(columns) if columns else None, filters=filters
+    )
+
+
+def iter_batches(
+    uri: str, columns: Sequence[str], batch_rows: int = BATCH_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of `columns`, streamed; a clear error naming the file for a missing column."""
+    with storage.open_read(uri) as fh:
+        parquet = pq.ParquetFile(fh)
+        missing = set(columns) - set(parquet.schema_arrow.names)
+        if missing:
+            raise InputError(f"{uri}: Parquet file lacks column(s) {sorted(missing)}")
+        yield from parquet.iter_batches(batch_size=batch_rows, columns=list(columns))
+
+
+def iter_rows(
+    uri: str, columns: Sequence[str], batch_rows: int = BATCH_ROWS
+) -> Iterator[tuple[Any, ...]]:
+    """One tuple per row of `columns` (in that order), streamed batch by batch."""
+    for batch in iter_batches(uri, columns, batch_rows):
+        yield from zip(*(batch.column(i).to_pylist() for i in range(len(columns))), strict=True)

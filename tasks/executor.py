@@ -1,0 +1,64 @@
+"""Prefect's side of `smelt.parallel.Executor`: every item of a step is one task run.
+
+Domain code orchestrates its steps through `executor.map(fn, items, name=...)`. Inside a flow,
+`PrefectExecutor` turns each item into a task run named `<name>-<index>` (so the UI shows every
+partition with its state, timing and retries) and hands the work itself to:
+
+- a warm `LocalExecutor` pool (runner `process`, the default): the task run waits in a thread of
+  the flow's process while a pre-forked worker does the work without importing Prefect;
+- the task run's own thread (runner `thread`), at most `workers` at a time;
+- a Dask worker (runner `dask`): the flow's task runner is then a `DaskTaskRunner`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from smelt.parallel import LocalExecutor
+
+R = TypeVar("R")
+
+
+class PrefectExecutor:
+    """Runs each item as a Prefect task run; call `map` inside a flow run."""
+
+    def __init__(
+        self,
+        workers: int,
+        pool: LocalExecutor | None = None,
+        retries: int = 1,
+        remote: bool = False,
+    ) -> None:
+        self.workers = workers
+        self.pool = pool  # None: the task run does the work itself (thread or Dask)
+        self.retries = retries
+        # threads of this process share a bound; Dask workers bound themselves
+        self._slots = None if remote or pool is not None else threading.BoundedSemaphore(workers)
+
+    def map(self, fn: Callable[..., R], *iterables: Iterable[Any], name: str) -> list[R]:
+        argument_lists = list(zip(*iterables, strict=True))
+        pool, slots = self.pool, self._slots
+
+        def run_item(index: int, args: tuple[Any, ...]) -> R:
+            if pool is not None:
+                return pool.submit(fn, *args).result()
+            if slots is None:
+                return fn(*args)
+            with slots:
+                return fn(*args)
+
+        step = task(
+            run_item,
+            name=name,
+            task_run_name=name + "-{index}",
+            cache_policy=NONE,
+            retries=self.retries,
+            retry_delay_seconds=2,
+        )
+        futures = [step.submit(index, args) for index, args in enumerate(argument_lists)]
+        return [future.result() for future in futures]

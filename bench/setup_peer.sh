@@ -16,5 +16,5 @@ if [ ! -x .venv-bench/bin/python ]; then
   "$PY" -m venv .venv-bench
 fi
 .venv-bench/bin/python -m pip install -q -U pip
-.venv-bench/bin/pip install -q "datatrove[processing]" "spacy>=3.8,<3.9"
+.venv-bench/bin/pip install -q "datatrove[processing]==0.10.1" "spacy>=3.8,<3.9" "pyarrow>=16"
 .venv-bench/bin/python -c "import datatrove, trafilatura, spacy; print('datatrove', datatrove.__version__ if hasattr(datatrove, '__version__') else '', 'trafilatura', trafilatura.__version__)"

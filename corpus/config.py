@@ -8,71 +8,125 @@ Each stage owns one section. A config file overrides any subset, e.g.
     [filters.c4]
     enabled = false
 
-Unknown keys are errors (a typo must not silently fall back to a default).
+Every value is checked when the config is built (pydantic, strict types: `"fifty"` is not a
+number and `"no"` is not a boolean) against its allowed range; unknown keys are errors (a typo
+must not silently fall back to a default). A wrong value is one `ConfigError` line naming the
+key, the value and what is allowed, raised before any work starts.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from smelt.errors import ConfigError
 
+def _tuples(value: Any) -> Any:
+    """Config files have lists where the settings hold tuples (n-gram tables, entities)."""
+    if isinstance(value, list):
+        return tuple(_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _tuples(item) for key, item in value.items()}
+    return value
 
-@dataclass(frozen=True)
-class ReaderConfig:
+
+def _describe(exc: ValidationError, where: str) -> str:
+    error = exc.errors(include_url=False)[0]
+    key = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
+    key = f"{where}{key}" if key else (where.rstrip(".") or "config")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"unknown setting {key}; check its spelling against corpus/config.py"
+    if "input" in error and error["type"] != "value_error":
+        return f"setting {key} = {error['input']!r}: {message}"
+    field, sep, rest = message.partition(": ")
+    if sep and field.isidentifier():  # a section's own check names the field it is about
+        key, message = f"{key}.{field}", rest
+    return f"setting {key}: {message}"
+
+
+class Settings(BaseModel):
+    """A frozen, strictly typed section of the configuration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with `changes` applied, validated like a config file's values."""
+        return validated(type(self), {**self.model_dump(), **changes}, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (stored beside the corpus, hashed to tell configs apart)."""
+        return self.model_dump(mode="json")
+
+
+def _check_order(section: Settings, low: str, high: str) -> None:
+    if getattr(section, low) > getattr(section, high):
+        raise ValueError(
+            f"{low} ({getattr(section, low)}) must not exceed {high} ({getattr(section, high)})"
+        )
+
+
+class ReaderConfig(Settings):
     """How inputs are read."""
 
-    text_field: str = "text"
-    id_field: str = "id"
-    url_field: str = "url"
-    html_max_bytes: int = 5_000_000  # larger HTML pages are quarantined, not parsed
-    html_timeout_s: float = 10.0  # per-document extraction time limit
-    text_max_bytes: int = 50_000_000  # larger plain-text files are quarantined
+    text_field: str = Field("text", min_length=1)
+    id_field: str = Field("id", min_length=1)
+    url_field: str = Field("url", min_length=1)
+    html_max_bytes: int = Field(5_000_000, ge=1)  # larger HTML pages are quarantined, not parsed
+    html_timeout_s: float = Field(10.0, gt=0)  # per-document extraction time limit
+    # Any one document (a JSONL line, a Parquet cell, a text file, a WARC record) larger than
+    # this is quarantined, checked before its text is materialised.
+    text_max_bytes: int = Field(50_000_000, ge=1)
     favor_precision: bool = True  # trafilatura: drop more boilerplate
     html_fast: bool = True  # trafilatura `fast`: skip its fallback extractors (~2x)
 
 
-@dataclass(frozen=True)
-class NormalizeConfig:
+class NormalizeConfig(Settings):
     """Text normalization before filtering."""
 
     fix_mojibake: bool = True  # ftfy
-    unicode_form: str = "NFC"
+    unicode_form: Literal["NFC", "NFKC", "NFD", "NFKD", ""] = "NFC"  # "" leaves it as is
     strip_control_chars: bool = True
     collapse_whitespace: bool = True
 
 
-@dataclass(frozen=True)
-class GopherQualityConfig:
+class GopherQualityConfig(Settings):
     """Gopher quality rules (Rae et al. 2021, "Scaling Language Models", appendix A)."""
 
     enabled: bool = True
-    min_doc_words: int = 50
-    max_doc_words: int = 100_000
-    min_avg_word_length: float = 3.0
-    max_avg_word_length: float = 10.0
-    max_symbol_word_ratio: float = 0.1
-    max_bullet_lines_ratio: float = 0.9
-    max_ellipsis_lines_ratio: float = 0.3
-    max_non_alpha_words_ratio: float = 0.8
-    min_stop_words: int = 2
+    min_doc_words: int = Field(50, ge=0)
+    max_doc_words: int = Field(100_000, ge=1)
+    min_avg_word_length: float = Field(3.0, ge=0)
+    max_avg_word_length: float = Field(10.0, ge=0)
+    max_symbol_word_ratio: float = Field(0.1, ge=0, le=1)
+    max_bullet_lines_ratio: float = Field(0.9, ge=0, le=1)
+    max_ellipsis_lines_ratio: float = Field(0.3, ge=0, le=1)
+    max_non_alpha_words_ratio: float = Field(0.8, ge=0, le=1)
+    min_stop_words: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        _check_order(self, "min_doc_words", "max_doc_words")
+        _check_order(self, "min_avg_word_length", "max_avg_word_length")
+        return self
 
 
-@dataclass(frozen=True)
-class GopherRepetitionConfig:
+NGramThresholds = tuple[tuple[int, float], ...]
+
+
+class GopherRepetitionConfig(Settings):
     """Gopher repetition rules (Rae et al. 2021, table A1)."""
 
     enabled: bool = True
-    dup_line_frac: float = 0.3
-    dup_para_frac: float = 0.3
-    dup_line_char_frac: float = 0.2
-    dup_para_char_frac: float = 0.2
-    top_n_grams: tuple[tuple[int, float], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))
-    dup_n_grams: tuple[tuple[int, float], ...] = (
+    dup_line_frac: float = Field(0.3, ge=0, le=1)
+    dup_para_frac: float = Field(0.3, ge=0, le=1)
+    dup_line_char_frac: float = Field(0.2, ge=0, le=1)
+    dup_para_char_frac: float = Field(0.2, ge=0, le=1)
+    top_n_grams: NGramThresholds = ((2, 0.2), (3, 0.18), (4, 0.16))
+    dup_n_grams: NGramThresholds = (
         (5, 0.15),
         (6, 0.14),
         (7, 0.13),
@@ -81,15 +135,24 @@ class GopherRepetitionConfig:
         (10, 0.10),
     )
 
+    @model_validator(mode="after")
+    def _n_grams(self) -> Self:
+        for name in ("top_n_grams", "dup_n_grams"):
+            for n, fraction in getattr(self, name):
+                if n < 1 or not 0.0 <= fraction <= 1.0:
+                    raise ValueError(
+                        f"{name}: each entry is [n >= 1, fraction in 0..1], got [{n}, {fraction}]"
+                    )
+        return self
 
-@dataclass(frozen=True)
-class C4Config:
+
+class C4Config(Settings):
     """C4 line and document rules (Raffel et al. 2020, section 2.2)."""
 
     enabled: bool = True
-    min_words_per_line: int = 3
-    max_word_length: int = 1000
-    min_num_sentences: int = 5
+    min_words_per_line: int = Field(3, ge=0)
+    max_word_length: int = Field(1000, ge=1)
+    min_num_sentences: int = Field(5, ge=0)
     require_terminal_punct: bool = True
     remove_citations: bool = True
     filter_lorem_ipsum: bool = True
@@ -98,32 +161,30 @@ class C4Config:
     filter_policy: bool = True
 
 
-@dataclass(frozen=True)
-class FineWebConfig:
+class FineWebConfig(Settings):
     """FineWeb line rules (Penedo et al. 2024, "The FineWeb Datasets")."""
 
     enabled: bool = True
-    line_punct_thr: float = 0.12
+    # A threshold out of reach switches its rule off (line_punct_thr = -1, the others 2).
+    line_punct_thr: float = Field(0.12, ge=-1, le=1)
     line_punct_exclude_zero: bool = False
-    short_line_thr: float = 0.67
-    short_line_length: int = 30
-    char_duplicates_ratio: float = 0.01
-    new_line_ratio: float = 0.3
+    short_line_thr: float = Field(0.67, ge=0)
+    short_line_length: int = Field(30, ge=0)
+    char_duplicates_ratio: float = Field(0.01, ge=0)
+    new_line_ratio: float = Field(0.3, ge=0)
 
 
-@dataclass(frozen=True)
-class FilterConfig:
+class FilterConfig(Settings):
     """All quality filters, in the order they run."""
 
-    min_chars: int = 1  # empty documents are filtered as `empty`
-    gopher_repetition: GopherRepetitionConfig = field(default_factory=GopherRepetitionConfig)
-    gopher_quality: GopherQualityConfig = field(default_factory=GopherQualityConfig)
-    c4: C4Config = field(default_factory=C4Config)
-    fineweb: FineWebConfig = field(default_factory=FineWebConfig)
+    min_chars: int = Field(1, ge=0)  # empty documents are filtered as `empty`
+    gopher_repetition: GopherRepetitionConfig = GopherRepetitionConfig()
+    gopher_quality: GopherQualityConfig = GopherQualityConfig()
+    c4: C4Config = C4Config()
+    fineweb: FineWebConfig = FineWebConfig()
 
 
-@dataclass(frozen=True)
-class DedupConfig:
+class DedupConfig(Settings):
     """Exact and MinHash near-duplicate removal (see corpus/dedup/minhash.py for the S-curve).
 
     20 bands x 8 rows catch a pair at Jaccard 0.8 with p = 0.975 and one at 0.5 with p = 0.075
@@ -132,32 +193,34 @@ class DedupConfig:
 
     exact: bool = True
     near: bool = True
-    ngram: int = 5  # word n-gram shingles (datatrove, FineWeb: 5)
-    num_bands: int = 20
-    rows_per_band: int = 8
-    jaccard_threshold: float = 0.7  # candidate pairs verified by estimated Jaccard
-    bucket_partitions: int = 16  # minimum number of band-key ranges (pair tasks)
-    max_range_rows: int = 4_000_000  # more ranges when a range would hold more band rows
-    seed: int = 1
+    ngram: int = Field(5, ge=1, le=8)  # word n-gram shingles (datatrove, FineWeb: 5)
+    num_bands: int = Field(20, ge=1, le=1024)
+    rows_per_band: int = Field(8, ge=1, le=64)
+    jaccard_threshold: float = Field(0.7, ge=0, le=1)  # candidate pairs verified by estimate
+    bucket_partitions: int = Field(16, ge=1)  # minimum number of band-key ranges (pair tasks)
+    max_range_rows: int = Field(4_000_000, ge=1)  # more ranges when a range would hold more
+    seed: int = Field(1, ge=0)
 
 
-@dataclass(frozen=True)
-class PiiConfig:
+PII_ENTITIES = (
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "US_SSN",
+    "PERSON",
+)
+
+
+class PiiConfig(Settings):
     """PII redaction with presidio (see corpus/pii/)."""
 
     enabled: bool = True
-    entities: tuple[str, ...] = (
-        "EMAIL_ADDRESS",
-        "PHONE_NUMBER",
-        "CREDIT_CARD",
-        "IBAN_CODE",
-        "IP_ADDRESS",
-        "US_SSN",
-        "PERSON",
-    )
-    score_threshold: float = 0.4  # presidio scores phones 0.4 without context words
+    entities: tuple[str, ...] = PII_ENTITIES
+    score_threshold: float = Field(0.4, ge=0, le=1)  # presidio scores phones 0.4 unprompted
     ner: bool = True
-    placeholders: dict[str, str] = field(
+    placeholders: dict[str, str] = Field(
         default_factory=lambda: {
             "EMAIL_ADDRESS": "<EMAIL>",
             "PHONE_NUMBER": "<PHONE>",
@@ -169,48 +232,47 @@ class PiiConfig:
         }
     )
 
+    @model_validator(mode="after")
+    def _known(self) -> Self:
+        unknown = sorted(set(self.entities) - set(PII_ENTITIES))
+        if unknown:
+            raise ValueError(
+                f"entities: unknown {unknown}; supported: {', '.join(PII_ENTITIES)}"
+            )
+        return self
 
-@dataclass(frozen=True)
-class CorpusConfig:
+    def placeholder_map(self) -> dict[str, str]:
+        """Every entity's placeholder: the defaults, extended by the configured ones."""
+        return {**PiiConfig.model_fields["placeholders"].default_factory(), **self.placeholders}
+
+
+class CorpusConfig(Settings):
     """Everything `smelt corpus build` can be told."""
 
-    partition_bytes: int = 64 * 1024 * 1024  # bound on raw input bytes per partition
-    readers: ReaderConfig = field(default_factory=ReaderConfig)
-    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
-    filters: FilterConfig = field(default_factory=FilterConfig)
-    dedup: DedupConfig = field(default_factory=DedupConfig)
-    pii: PiiConfig = field(default_factory=PiiConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form (stored beside the corpus, hashed to tell configs apart)."""
-        return dataclasses.asdict(self)
+    # bound on raw input bytes per partition
+    partition_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    readers: ReaderConfig = ReaderConfig()
+    normalize: NormalizeConfig = NormalizeConfig()
+    filters: FilterConfig = FilterConfig()
+    dedup: DedupConfig = DedupConfig()
+    pii: PiiConfig = PiiConfig()
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+def validated(cls: type[Settings], data: Any, where: str) -> Any:
+    """`cls` built from `data`, or a one-line `ConfigError` naming the first bad key."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'}: expected a table of settings, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"unknown setting(s) {', '.join(where + k for k in unknown)}; "
-            f"valid: {', '.join(sorted(fields))}"
-        )
-    values = {}
-    for name, value in data.items():
-        default = getattr(cls(), name)
-        if dataclasses.is_dataclass(default):
-            values[name] = _build(type(default), value, f"{where}{name}.")
-        elif isinstance(default, tuple) and isinstance(value, list):
-            values[name] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        else:
-            values[name] = value
-    return cls(**values)
+        raise ConfigError(f"{where.rstrip('.') or 'config'}: expected a table of settings")
+    try:
+        return cls.model_validate(_tuples(data))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, where)) from None
 
 
 def config_from_dict(data: dict[str, Any]) -> CorpusConfig:
-    """Build a `CorpusConfig` from nested dicts, rejecting unknown keys."""
-    return _build(CorpusConfig, data, "")
+    """Build a `CorpusConfig` from nested dicts, rejecting unknown keys and bad values."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a table of settings, got {data!r}")
+    return validated(CorpusConfig, data, "")
 
 
 def load_config(path: str | None) -> CorpusConfig:
@@ -232,4 +294,26 @@ def load_config(path: str | None) -> CorpusConfig:
             raise ConfigError(f"config file {path}: use .toml, .yaml or .yml")
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise ConfigError(f"config file {path} is not valid: {exc}") from None
-    return config_from_dict(data)
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+
+
+def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` applied section by section (nested tables merge, values replace)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_overrides(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_config(path: str | None, overrides: dict[str, Any] | None = None) -> CorpusConfig:
+    """The config file (or the defaults) with inline overrides applied, validated once."""
+    config = load_config(path)
+    if not overrides:
+        return config
+    return config_from_dict(merge_overrides(config.model_dump(), overrides))

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 
 from smelt.corpus.config import C4Config
+from smelt.corpus.filters.base import Filter
+from smelt.corpus.filters.text_utils import TextView
 
 CITATION_RE = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 SENTENCE_END_RE = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
@@ -39,7 +41,7 @@ def count_sentences(line: str) -> int:
     return max(1, len(SENTENCE_END_RE.findall(line)))
 
 
-class C4Quality:
+class C4Quality(Filter):
     """Removes bad lines, then accepts or rejects what is left."""
 
     name = "c4"
@@ -47,8 +49,17 @@ class C4Quality:
     def __init__(self, config: C4Config) -> None:
         self.config = config
 
-    def apply(self, text: str) -> tuple[str | None, str | None]:
-        """(text with bad lines removed, None) when kept, or (None, reason) when dropped."""
+    def apply(self, view: TextView) -> TextView | str:
+        """The view without its bad lines, or the reason to drop the document."""
+        text, rule = self.remove_lines(view.text)
+        if rule is not None:
+            return self.reason(rule)
+        if not text:
+            return "empty"
+        return view if text == view.text else TextView(text)
+
+    def remove_lines(self, text: str) -> tuple[str, str | None]:
+        """(the text with bad lines removed, None), or ("", rule) when the document goes."""
         cfg = self.config
         kept: list[str] = []
         sentences = 0
@@ -67,17 +78,17 @@ class C4Quality:
                 continue
             lowered = line.lower()
             if cfg.filter_lorem_ipsum and "lorem ipsum" in lowered:
-                return None, "lorem_ipsum"
+                return "", "lorem_ipsum"
             if cfg.filter_javascript and "javascript" in lowered:
                 continue
             if cfg.filter_curly_bracket and "{" in line:
-                return None, "curly_bracket"
+                return "", "curly_bracket"
             if cfg.filter_policy and any(p in lowered for p in POLICY_SUBSTRINGS):
                 continue
             sentences += count_sentences(line)
             kept.append(line)
         if cfg.min_num_sentences > 0 and sentences < cfg.min_num_sentences:
-            return None, "min_num_sentences"
+            return "", "min_num_sentences"
         return "\n".join(kept).strip(), None
 
     def _has_long_word(self, line: str, words: list[str]) -> bool:

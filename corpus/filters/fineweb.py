@@ -14,12 +14,13 @@ Reasons are prefixed `fineweb:`.
 from __future__ import annotations
 
 from smelt.corpus.config import FineWebConfig
+from smelt.corpus.filters.base import DocumentFilter
 from smelt.corpus.filters.text_utils import TextView, find_duplicates
 
 STOP_CHARS = (".", "'", '"', "!", "?")
 
 
-class FineWebQuality:
+class FineWebQuality(DocumentFilter):
     """Document-level rules on line shape, duplicated lines and list-likeness."""
 
     name = "fineweb"

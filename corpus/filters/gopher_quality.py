@@ -14,6 +14,7 @@ from __future__ import annotations
 from itertools import filterfalse
 
 from smelt.corpus.config import GopherQualityConfig
+from smelt.corpus.filters.base import DocumentFilter
 from smelt.corpus.filters.text_utils import TextView, has_alpha
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
@@ -21,7 +22,7 @@ BULLETS = ("•", "-")
 ELLIPSES = ("...", "…")
 
 
-class GopherQuality:
+class GopherQuality(DocumentFilter):
     """Document-level rules on length, word shape, symbols, bullets and stop words."""
 
     name = "gopher_quality"

@@ -22,6 +22,7 @@ from itertools import accumulate
 import numpy as np
 
 from smelt.corpus.config import GopherRepetitionConfig
+from smelt.corpus.filters.base import DocumentFilter
 from smelt.corpus.filters.text_utils import (
     LINE_SPLIT_RE,
     PARAGRAPH_SPLIT_RE,
@@ -80,25 +81,24 @@ def duplicated_ngram_chars(keys: np.ndarray, counts: np.ndarray, prefix: list[in
     return repeated
 
 
-class GopherRepetition:
+class GopherRepetition(DocumentFilter):
     """Document-level repetition rules."""
 
     name = "gopher_repetition"
 
-    def __init__(self, config: GopherRepetitionConfig) -> None:
+    def __init__(self, config: GopherRepetitionConfig, max_words: int = 0) -> None:
         self.config = config
+        # > 0: skip the n-gram rules for texts with more word tokens than that. The caller
+        # passes the Gopher quality word limit, which rejects such texts anyway, so a huge text
+        # costs a line split rather than ten passes of n-gram counting.
+        self.max_words = max_words
 
-    def check(self, view: TextView, *, max_words: int = 0) -> str | None:
-        """The first rule the text breaks, or None.
-
-        `max_words` > 0 skips the n-gram rules for texts with more word tokens than that: the
-        caller passes the Gopher quality word limit, which rejects such texts anyway, so a huge
-        text costs a line split rather than ten passes of n-gram counting.
-        """
+    def check(self, view: TextView) -> str | None:
+        """The first rule the text breaks, or None."""
         if not view.text:
             return None
         reason = self._block_rules(view)
-        if reason or (max_words and view.more_words_than(max_words)):
+        if reason or (self.max_words and view.more_words_than(self.max_words)):
             return reason
         return self._ngram_rules(view)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 
@@ -73,7 +72,7 @@ def only(name: str, **overrides: object) -> FilterConfig:
         "fineweb": FineWebConfig,
     }
     values = {key: cls(enabled=key == name) for key, cls in sections.items()}
-    values[name] = dataclasses.replace(values[name], **overrides)
+    values[name] = values[name].replace(**overrides)
     return FilterConfig(**values)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -52,7 +51,7 @@ def _inputs(tmp_path, count=6):
 
 def test_plan_is_saved_and_reused(tmp_path):
     inputs, output = _inputs(tmp_path), str(tmp_path / "out")
-    config = replace(CorpusConfig(), partition_bytes=2500)
+    config = CorpusConfig().replace(partition_bytes=2500)
     plan = plan_build([inputs], output, config)
     assert len(plan.partitions) == 3
     saved = json.loads((tmp_path / "out" / "_work" / "plan.json").read_text())
@@ -69,7 +68,7 @@ def test_plan_mismatch_is_refused(tmp_path):
         plan_build([inputs], output, CorpusConfig())
     (tmp_path / "in" / "late.txt").unlink()
     with pytest.raises(InputError, match="another config"):
-        plan_build([inputs], output, replace(CorpusConfig(), partition_bytes=1000))
+        plan_build([inputs], output, CorpusConfig().replace(partition_bytes=1000))
     assert plan_build([inputs], output, CorpusConfig()).file_count == 6
 
 

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The corpus benchmark's peer: datatrove with its processing extra, in its own venv
 # (`.venv-bench`), because `datatrove[processing]` pins trafilatura<1.12 while smelt uses 2.x.
-# Also installs Debian's python3.11-doc: ~530 real HTML pages, the benchmark's input.
+# Also installs Debian's python3.11-doc and rust-doc: ~530 and ~1,070 real HTML pages, the
+# corpus benchmark's inputs.
 # Offline notes: datatrove's Gopher filters tokenize words with NLTK's punkt models, which cannot
 # be downloaded here; the benchmark swaps in datatrove's spaCy word tokenizer (a blank "en"
 # pipeline: rules only, no model download), so spaCy is installed beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3.11}
-if [ ! -d /usr/share/doc/python3.11-doc/html ]; then
-  (apt-get update -qq && apt-get install -y -qq python3.11-doc >/dev/null) \
-    || echo "python3.11-doc not installed: the corpus benchmark needs its HTML pages" >&2
+if [ ! -d /usr/share/doc/python3.11/html ] || [ ! -d /usr/share/doc/rust-doc/html/book ]; then
+  (apt-get update -qq && apt-get install -y -qq python3.11-doc rust-doc >/dev/null) \
+    || echo "python3.11-doc / rust-doc not installed: the corpus benchmark needs their HTML" >&2
 fi
 if [ ! -x .venv-bench/bin/python ]; then
   "$PY" -m venv .venv-bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 from typing import Any
 
@@ -10,15 +11,23 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from smelt.cli.options import add_runner_arguments
+from smelt.cli.options import add_runner_arguments, formatter
 
 POLL_SECONDS = 0.5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    corpus = subparsers.add_parser("corpus", help="build a clean corpus from raw files")
+    corpus = subparsers.add_parser(
+        "corpus", help="build a clean corpus from raw files", formatter_class=formatter
+    )
     commands = corpus.add_subparsers(dest="corpus_command", required=True, metavar="COMMAND")
-    build = commands.add_parser("build", help="extract, normalize, filter, dedup, redact PII")
+    build = commands.add_parser(
+        "build",
+        help="extract, normalize, filter, dedup, redact PII",
+        description="Raw files (HTML, WARC, TXT, JSON/JSONL, Parquet; .gz/.zst) to a clean, "
+        "deduplicated, PII-redacted Parquet corpus, as the `corpus-build` Prefect flow.",
+        formatter_class=formatter,
+    )
     build.add_argument(
         "--input",
         action="append",
@@ -26,14 +35,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="URI",
         help="input file, directory or s3:// prefix (repeatable)",
     )
-    build.add_argument("--output", required=True, metavar="URI", help="corpus output URI")
-    build.add_argument("--config", metavar="FILE", help="TOML or YAML config overriding defaults")
+    build.add_argument(
+        "--output",
+        required=True,
+        metavar="URI",
+        help="corpus output URI; {date} becomes the build's UTC date",
+    )
+    build.add_argument(
+        "--config", metavar="FILE", help="TOML or YAML config overriding the defaults"
+    )
     build.add_argument(
         "--dedup-against",
         action="append",
         default=[],
         metavar="URI",
-        help="previous smelt corpus whose documents must not come back",
+        help="earlier smelt corpus whose documents must not come back (repeatable; a glob "
+        "means every finished corpus it matches)",
     )
     add_runner_arguments(build)
     build.add_argument("--no-progress", action="store_true", help="no live progress display")
@@ -41,15 +58,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 class BuildProgress:
-    """Live progress of a running build, from the partitions' `.done` markers (polled)."""
+    """Live progress of a running build, from its plan and its partitions' markers (polled)."""
 
-    def __init__(self, output_uri: str, partitions: int, console: Console) -> None:
+    def __init__(self, output_uri: str, dedup: bool, console: Console) -> None:
         from smelt.corpus.layout import CorpusLayout
 
         self.layout = CorpusLayout.at(output_uri)
-        self.partitions = partitions
+        self.dedup = dedup
         self.progress = Progress(
-            TextColumn("{task.description:<9}"),
+            TextColumn("{task.description:<10}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -60,20 +77,38 @@ class BuildProgress:
         self._thread = threading.Thread(target=self._poll, daemon=True, name="build-progress")
 
     def _done(self, directory: str) -> int:
+        from smelt.corpus.layout import MARKER_SUFFIX
         from smelt.storage import exists, list_files
 
         try:
-            return len(list_files(directory, suffixes=[".done"])) if exists(directory) else 0
+            return len(list_files(directory, suffixes=[MARKER_SUFFIX])) if exists(directory) else 0
         except Exception:  # noqa: BLE001 - a failed poll only delays the display
             return 0
 
+    def _partitions(self) -> int | None:
+        from smelt.storage import exists, read_text
+
+        try:
+            return (
+                len(json.loads(read_text(self.layout.plan))["partitions"])
+                if exists(self.layout.plan)
+                else None
+            )
+        except Exception:  # noqa: BLE001 - not written yet, or being written
+            return None
+
     def _poll(self) -> None:
-        extract = self.progress.add_task("extract", total=self.partitions)
-        final = self.progress.add_task("finalize", total=self.partitions)
+        bars: dict[str, Any] = {}
         while True:
             stopping = self._stop.wait(POLL_SECONDS)
-            self.progress.update(extract, completed=self._done(self.layout.extracted_dir))
-            self.progress.update(final, completed=self._done(self.layout.final_dir))
+            total = self._partitions()
+            if total is not None and not bars:
+                if self.dedup:
+                    bars[self.layout.extracted_dir] = self.progress.add_task("extract", total=total)
+                name = "finalize" if self.dedup else "partitions"
+                bars[self.layout.final_dir] = self.progress.add_task(name, total=total)
+            for directory, bar in bars.items():
+                self.progress.update(bar, completed=self._done(directory))
             if stopping:
                 return
 
@@ -98,35 +133,33 @@ def stats_table(summary: dict[str, Any], title: str) -> Table:
     for group in ("filtered", "duplicates", "pii"):
         for reason, count in summary.get(group, {}).items():
             table.add_row(f"{group}: {reason}", f"{count:,}")
+    if summary.get("id_collisions"):
+        table.add_row(
+            "ids renamed (shared by different documents)", f"{summary['id_collisions']:,}"
+        )
     table.add_row("input bytes", f"{summary.get('input_bytes', 0):,}")
     table.add_row("kept characters", f"{summary.get('kept_chars', 0):,}")
     return table
 
 
 def build_corpus(params: Any, console: Console, progress: bool = True) -> dict[str, Any]:
-    """Check inputs and config, plan, then run the `corpus-build` flow with a progress display.
+    """Check the config, then run the `corpus-build` flow with a progress display.
 
-    Input and config errors surface here, before Prefect starts, as one-line errors.
+    Config errors surface here, before Prefect starts, as one-line errors; everything else is
+    resolved once, inside the flow.
     """
-    from datetime import datetime
+    from smelt.cli import api
+    from smelt.corpus.config import resolve_config
 
-    from smelt.corpus.partition import plan_build
-    from smelt.flows.corpus_build import corpus_build, resolve_config, resolve_targets
-    from smelt.storage import require_readable
+    api.prepare()  # the Prefect server starts while the rest gets ready
+    config = resolve_config(params.config_path, params.config_overrides)
+    from smelt.flows.corpus_build import corpus_build
 
-    params = resolve_targets(params, datetime.now().astimezone())
-    config = resolve_config(params)
-    for uri in params.dedup_against:
-        require_readable(uri)
-    plan = plan_build(params.inputs, params.output, config, params.dedup_against)
-    console.print(
-        f"[bold]corpus build[/]: {plan.file_count:,} input files "
-        f"({plan.total_bytes / 1e6:,.1f} MB) in {len(plan.partitions)} partitions "
-        f"-> {params.output}"
-    )
-    if not progress:
+    console.print(f"[bold]corpus build[/]: {', '.join(params.inputs)} -> {params.output}")
+    api.ready()
+    if not progress or "{date}" in params.output:
         return corpus_build(params)
-    with BuildProgress(params.output, len(plan.partitions), console):
+    with BuildProgress(params.output, config.dedup.exact or config.dedup.near, console):
         return corpus_build(params)
 
 
@@ -144,5 +177,5 @@ def run_build(args: argparse.Namespace) -> int:
     )
     console = Console()
     summary = build_corpus(params, console, progress=not args.no_progress)
-    console.print(stats_table(summary, title=f"corpus {args.output}"))
+    console.print(stats_table(summary, title=f"corpus {summary.get('output', args.output)}"))
     return 0

@@ -22,7 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The full parser, one sub-command per module in `COMMAND_MODULES`."""
     import importlib
 
-    parser = argparse.ArgumentParser(prog="smelt", description=__doc__.splitlines()[0])
+    from smelt.cli.options import formatter
+
+    parser = argparse.ArgumentParser(
+        prog="smelt", description=__doc__.splitlines()[0], formatter_class=formatter
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -31,9 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_prefect() -> None:
-    """Keep the terminal for smelt's own output unless the user configured Prefect logging."""
+def _quiet_prefect(debug: bool) -> None:
+    """Keep the terminal for smelt's own output unless the user configured Prefect logging.
+
+    Flow and task logs still reach the Prefect API (the UI shows them); only the terminal copy
+    is held back, so a user error prints as one `error:` line, not as Prefect's traceback.
+    """
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if not debug:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
@@ -41,7 +51,8 @@ def _quiet_prefect() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `smelt` console script."""
-    _quiet_prefect()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet_prefect(debug="--debug" in argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from smelt.cli import api
 from smelt.deployments.deploy import (
     PROJECT_DIR,
     PrefectServer,
@@ -75,6 +76,7 @@ def run_server(args: argparse.Namespace) -> int:
         _print_ready(server)
         if running:
             return 0
+        api.announce_server(server.api_url, server.prefect_home)
         while server.process is not None and server.process.poll() is None:
             time.sleep(0.5)
         print(f"Prefect server exited with code {server.process.returncode}")
@@ -84,6 +86,7 @@ def run_server(args: argparse.Namespace) -> int:
         return 0
     finally:
         if not running:
+            api.withdraw_server(server.prefect_home)
             server.stop()
 
 

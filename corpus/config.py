@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from smelt.errors import ConfigError
 
+
 def _tuples(value: Any) -> Any:
     """Config files have lists where the settings hold tuples (n-gram tables, entities)."""
     if isinstance(value, list):
@@ -236,9 +237,7 @@ class PiiConfig(Settings):
     def _known(self) -> Self:
         unknown = sorted(set(self.entities) - set(PII_ENTITIES))
         if unknown:
-            raise ValueError(
-                f"entities: unknown {unknown}; supported: {', '.join(PII_ENTITIES)}"
-            )
+            raise ValueError(f"entities: unknown {unknown}; supported: {', '.join(PII_ENTITIES)}")
         return self
 
     def placeholder_map(self) -> dict[str, str]:

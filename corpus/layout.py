@@ -1,18 +1,20 @@
-"""Where a corpus build puts things: every output path of `smelt corpus build` in one place.
+"""Where a corpus build puts things: the only place that spells a corpus's file names.
 
     OUTPUT/data/part-NNNNN.parquet            kept documents (the corpus)
     OUTPUT/quarantine/extract-NNNNN.parquet   inputs that could not be read or extracted
     OUTPUT/quarantine/pii-NNNNN.parquet       documents whose PII redaction failed
+    OUTPUT/filtered/part-NNNNN.parquet        filtered documents with their reason
     OUTPUT/stats.json                         counts; written last: no stats.json, no corpus
     OUTPUT/config.json                        config + inputs + their fingerprint
-    OUTPUT/_work/plan.json                    the partition plan, reused on rerun
-    OUTPUT/_work/extracted/part-NNNNN.*       stage 1 output (.parquet, .stats.json, .done)
-    OUTPUT/_work/dedup/                       stage 2 working space (pairs, removal lists)
     OUTPUT/dedup/                             MinHash signatures, kept for later --dedup-against
-    OUTPUT/_work/final/part-NNNNN.*           stage 3 bookkeeping (.stats.json, .done)
+    OUTPUT/_work/plan.json                    the partition plan, reused on rerun
+    OUTPUT/_work/extracted/part-NNNNN.*       stage 1 output (.parquet, and .done with counts)
+    OUTPUT/_work/dedup/                       stage 2 working space (pairs, removal lists)
+    OUTPUT/_work/final/part-NNNNN.done        stage 3 marker (holds the partition's counts)
+    OUTPUT/_work/ids/                         renames of documents that share an input id
 
-A `.done` marker is written after the files it vouches for, so a partition with a marker is
-complete and one without is redone from scratch.
+Every `.done` marker is a `smelt.storage.stage.Marker`, written after the files it vouches for,
+so a partition with a marker is complete and one without is redone from scratch.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smelt.storage import join, normalize
+
+STATS_FILE = "stats.json"
+CONFIG_FILE = "config.json"
+MARKER_SUFFIX = ".done"
 
 
 def part_name(index: int) -> str:
@@ -47,12 +53,21 @@ class CorpusLayout:
         return join(self.root, "quarantine")
 
     @property
+    def filtered_dir(self) -> str:
+        return join(self.root, "filtered")
+
+    @property
     def stats(self) -> str:
-        return join(self.root, "stats.json")
+        return join(self.root, STATS_FILE)
 
     @property
     def config(self) -> str:
-        return join(self.root, "config.json")
+        return join(self.root, CONFIG_FILE)
+
+    @property
+    def dedup_dir(self) -> str:
+        """Persistent dedup state (signatures, band keys): reused by `--dedup-against`."""
+        return join(self.root, "dedup")
 
     def data(self, index: int) -> str:
         return join(self.data_dir, f"{part_name(index)}.parquet")
@@ -62,6 +77,9 @@ class CorpusLayout:
 
     def pii_quarantine(self, index: int) -> str:
         return join(self.quarantine_dir, f"pii-{index:05d}.parquet")
+
+    def filtered(self, index: int) -> str:
+        return join(self.filtered_dir, f"{part_name(index)}.parquet")
 
     # -- working state (resume) ------------------------------------------------------------
     @property
@@ -80,17 +98,35 @@ class CorpusLayout:
     def final_dir(self) -> str:
         return join(self.work_dir, "final")
 
+    @property
+    def dedup_work_dir(self) -> str:
+        """Per-build dedup state (pairs per key range, removal lists)."""
+        return join(self.work_dir, "dedup")
+
     def extracted(self, index: int) -> str:
         return join(self.extracted_dir, f"{part_name(index)}.parquet")
 
-    def extracted_stats(self, index: int) -> str:
-        return join(self.extracted_dir, f"{part_name(index)}.stats.json")
-
     def extracted_done(self, index: int) -> str:
-        return join(self.extracted_dir, f"{part_name(index)}.done")
-
-    def final_stats(self, index: int) -> str:
-        return join(self.final_dir, f"{part_name(index)}.stats.json")
+        return join(self.extracted_dir, f"{part_name(index)}{MARKER_SUFFIX}")
 
     def final_done(self, index: int) -> str:
-        return join(self.final_dir, f"{part_name(index)}.done")
+        return join(self.final_dir, f"{part_name(index)}{MARKER_SUFFIX}")
+
+    @property
+    def ids_dir(self) -> str:
+        return join(self.work_dir, "ids")
+
+    @property
+    def ids_plan(self) -> str:
+        """The renames that make ids unique, computed once (its presence: computed)."""
+        return join(self.ids_dir, f"renames{MARKER_SUFFIX}")
+
+    def ids_done(self, index: int) -> str:
+        return join(self.ids_dir, f"{part_name(index)}{MARKER_SUFFIX}")
+
+
+def is_finished_corpus(uri: str) -> bool:
+    """Whether `uri` holds a finished corpus (its stats.json, written last, is there)."""
+    from smelt.storage import exists
+
+    return exists(CorpusLayout.at(uri).stats)

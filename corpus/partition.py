@@ -1,36 +1,57 @@
-"""Partition planning: which input files each parallel unit of a corpus build reads.
+"""Partition planning: which input pieces each parallel unit of a corpus build reads.
 
-The plan is computed once, from the sorted list of input files and their sizes, and saved as
-`OUTPUT/_work/plan.json`; a rerun into the same output reuses it so partition N always means the
-same files (that is what makes `.done` markers safe to trust). A rerun whose inputs or config
-differ from the saved plan's is refused: mixing two builds in one output would be silent damage.
+The plan is computed once, from the sorted input files and their identities, and saved as
+`OUTPUT/_work/plan.json`; a rerun into the same output reuses it, so partition N always means
+the same pieces (which is what makes its done-marker safe to trust). A rerun whose inputs or
+config differ from the saved plan's is refused with what changed: mixing two builds in one
+output would be silent damage.
 
-Partitions are bounded by raw bytes (`CorpusConfig.partition_bytes`) and by a file count, so
-200,000 tiny files make a few dozen partitions rather than one per file or one in all. Small
-inputs are still cut into several partitions so every core has work.
+Three rules shape the partitions:
+
+- *Identity*: a file is its URI, size and version (mtime in nanoseconds locally, the ETag on
+  S3), so an input edited in place, even to the same size, is a changed input.
+- *Balance by expected work*: a piece's cost is its raw bytes times the relative CPU cost of
+  its format (`COST_PER_BYTE`: HTML extraction costs far more per byte than reading JSONL, and
+  a compressed byte stands for several). Consecutive pieces are grouped into partitions of
+  about equal cost, at least `MIN_PARTITIONS` of them, so every core has work to the end; the
+  build submits the most expensive first.
+- *Huge files are split*: an uncompressed JSONL file is cut into byte ranges (a line belongs
+  to the range it starts in), a Parquet file into runs of row groups, so one 20 GB file is
+  not one task.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow.parquet as pq
+
+from smelt import storage
 from smelt.corpus.config import CorpusConfig
 from smelt.corpus.layout import CorpusLayout
+from smelt.corpus.readers import detect_format, input_files
+from smelt.corpus.readers.stream import split_compression
 from smelt.errors import InputError
-from smelt.storage import exists, filesystem, normalize, read_text, write_text
-from smelt.storage.uri import to_uri
+from smelt.storage import filesystem, normalize
+from smelt.storage.stage import fingerprint as digest
+from smelt.storage.uri import is_s3, to_uri
 
 log = logging.getLogger(__name__)
 
-PLAN_FORMAT = "smelt-plan-v1"
+PLAN_FORMAT = "smelt-plan-v2"
 MAX_FILES_PER_PARTITION = 2048  # bounds per-task bookkeeping for many tiny files
-MIN_PARTITIONS = 8  # small inputs still spread over the cores...
-MIN_PARTITION_BYTES = 1024 * 1024  # ...but not into slivers that cost more to schedule than run
+MIN_PARTITIONS = 16  # even small inputs spread over the cores, with slack for balance...
+MIN_PARTITION_COST = 256 * 1024  # ...but not into slivers that cost more to schedule than run
+# Relative CPU cost per raw byte, by reader (JSON/Parquet/text = 1; HTML extraction ~10x
+# per byte in measurements on documentation pages); compressed bytes expand several-fold.
+COST_PER_BYTE = {"html": 8, "warc": 8, "pdf": 8}
+COMPRESSED_COST = 4
+SPLITTABLE = ("jsonl", "parquet")
 
 
 class PlanMismatchError(InputError):
@@ -38,12 +59,42 @@ class PlanMismatchError(InputError):
 
 
 @dataclass(frozen=True)
+class InputFile:
+    """An input file and what identifies its content: size and version (mtime or ETag)."""
+
+    uri: str
+    size: int
+    version: str
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A whole file, or a slice of one: bytes [start, end) of JSONL, row groups of Parquet."""
+
+    uri: str
+    bytes: int  # raw bytes of the file this piece covers
+    cost: int
+    start: int = 0
+    end: int | None = None  # None: to the end of the file
+
+    @property
+    def whole(self) -> bool:
+        return self.start == 0 and self.end is None
+
+
+@dataclass(frozen=True)
 class Partition:
-    """One unit of work: a list of input file URIs and their total raw size."""
+    """One unit of work: consecutive pieces of about `cost` expected work, `bytes` raw bytes."""
 
     index: int
-    files: tuple[str, ...]
+    pieces: tuple[Piece, ...]
     bytes: int
+    cost: int
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The distinct files this partition reads (a split file appears once)."""
+        return tuple(dict.fromkeys(piece.uri for piece in self.pieces))
 
 
 @dataclass
@@ -53,46 +104,74 @@ class Plan:
     inputs: list[str]
     fingerprint: str
     partitions: list[Partition] = field(default_factory=list)
+    files: list[InputFile] = field(default_factory=list)
+    dedup_against: list[str] = field(default_factory=list)
 
     @property
     def file_count(self) -> int:
-        return sum(len(p.files) for p in self.partitions)
+        return len(self.files)
 
     @property
     def total_bytes(self) -> int:
-        return sum(p.bytes for p in self.partitions)
+        return sum(f.size for f in self.files)
+
+    def by_cost(self) -> list[int]:
+        """Partition indices, most expensive first (the order to submit them in)."""
+        return sorted(range(len(self.partitions)), key=lambda i: -self.partitions[i].cost)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": PLAN_FORMAT,
             "inputs": self.inputs,
             "fingerprint": self.fingerprint,
+            "dedup_against": self.dedup_against,
+            "files": [[f.uri, f.size, f.version] for f in self.files],
             "partitions": [
-                {"index": p.index, "bytes": p.bytes, "files": list(p.files)}
+                {
+                    "index": p.index,
+                    "bytes": p.bytes,
+                    "cost": p.cost,
+                    "pieces": [[s.uri, s.bytes, s.cost, s.start, s.end] for s in p.pieces],
+                }
                 for p in self.partitions
             ],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
-        parts = [Partition(p["index"], tuple(p["files"]), p["bytes"]) for p in data["partitions"]]
-        return cls(inputs=data["inputs"], fingerprint=data["fingerprint"], partitions=parts)
+        if data.get("format") != PLAN_FORMAT:
+            raise PlanMismatchError(
+                f"the saved plan is of format {data.get('format')!r}, not {PLAN_FORMAT!r} "
+                "(an older smelt started this build); use a new --output or delete this one"
+            )
+        parts = [
+            Partition(
+                p["index"],
+                tuple(Piece(*piece) for piece in p["pieces"]),
+                p["bytes"],
+                p["cost"],
+            )
+            for p in data["partitions"]
+        ]
+        return cls(
+            inputs=data["inputs"],
+            fingerprint=data["fingerprint"],
+            partitions=parts,
+            files=[InputFile(*entry) for entry in data["files"]],
+            dedup_against=data.get("dedup_against", []),
+        )
 
 
-def _input_files(uri: str) -> list[str]:
-    """The readable input files under `uri` (the readers decide which files are inputs)."""
-    from smelt.corpus.readers import input_files
-
-    return input_files(uri)
+# ---- listing inputs ----------------------------------------------------------------------------
 
 
-def _sizes_under(uri: str) -> dict[str, int]:
-    """Sizes of every object under `uri` from one listing (no request per file on S3)."""
+def _listing(uri: str) -> dict[str, dict[str, Any]]:
+    """Every object under `uri` with its listing details, from one listing (no call per file)."""
     fs, path = filesystem(uri)
     try:
         if fs.isfile(path):
-            return {to_uri(fs, path): int(fs.size(path))}
-        listing = fs.find(path, detail=True)
+            return {to_uri(fs, path): fs.info(path)}
+        return {to_uri(fs, p): info for p, info in fs.find(path, detail=True).items()}
     except PermissionError as exc:
         raise InputError(
             f"cannot read {uri}: access denied ({exc}); check the credentials"
@@ -101,65 +180,154 @@ def _sizes_under(uri: str) -> dict[str, int]:
         raise InputError(f"input not found: {uri}") from None
     except OSError as exc:
         raise InputError(f"cannot list {uri}: {exc}") from None
-    return {to_uri(fs, p): int(info.get("size") or 0) for p, info in listing.items()}
 
 
-def list_inputs(inputs: list[str]) -> list[tuple[str, int]]:
-    """All input files of all `inputs` URIs with their sizes, sorted, without duplicates.
+def _version(info: dict[str, Any]) -> str:
+    """What changes when an object's content does: its ETag on S3, else its mtime (ns)."""
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        return str(etag).strip('"')
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
+    if hasattr(mtime, "timestamp"):
+        mtime = mtime.timestamp()
+    return str(int(float(mtime) * 1e9))
 
-    Raises `InputError` for a missing or unreadable input before any work starts.
+
+def list_inputs(inputs: list[str]) -> list[InputFile]:
+    """All input files of all `inputs` URIs with their identities, sorted, without duplicates.
+
+    Raises `InputError` for a missing, unreadable or empty input before any work starts.
     """
     if not inputs:
         raise InputError("no --input given: name at least one file, directory or s3:// prefix")
-    sized: dict[str, int] = {}
+    found: dict[str, InputFile] = {}
     for uri in inputs:
-        files = _input_files(uri)
-        sizes = _sizes_under(uri)
-        for file_uri in files:
-            sized[file_uri] = sizes.get(file_uri, 0)
-    if not sized:
+        details = _listing(uri)
+        for file_uri in input_files(uri):
+            info = details.get(file_uri, {})
+            found[file_uri] = InputFile(file_uri, int(info.get("size") or 0), _version(info))
+    if not found:
         raise InputError(
             f"no input files found under {', '.join(inputs)}; "
-            "expected HTML, WARC, TXT, JSON/JSONL or Parquet files"
+            "expected HTML, WARC, PDF, TXT, JSON/JSONL or Parquet files"
         )
-    return sorted(sized.items())
+    return sorted(found.values(), key=lambda f: f.uri)
 
 
-def fingerprint(
-    files: list[tuple[str, int]], config: CorpusConfig, dedup_against: list[str]
-) -> str:
-    """SHA-256 over the input files (URI + size), the config and the dedup references."""
-    payload = {
-        "files": files,
-        "config": config.to_dict(),
-        "dedup_against": sorted(normalize(u) for u in dedup_against),
-    }
-    blob = json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()
+# ---- costs and pieces --------------------------------------------------------------------------
+
+
+def piece_cost(uri: str, size: int) -> int:
+    """Expected work of reading `size` raw bytes of the file at `uri` (see `COST_PER_BYTE`)."""
+    weight = COST_PER_BYTE.get(detect_format(uri), 1)
+    if split_compression(uri)[1] is not None:
+        weight *= COMPRESSED_COST
+    return max(1, size * weight)
+
+
+def split_file(item: InputFile, target_cost: int) -> list[Piece]:
+    """The file as one piece, or as several when it is a large splittable file."""
+    cost = piece_cost(item.uri, item.size)
+    fmt = detect_format(item.uri)
+    if cost <= 2 * target_cost or fmt not in SPLITTABLE or split_compression(item.uri)[1]:
+        return [Piece(item.uri, item.size, cost)]
+    count = math.ceil(cost / target_cost)
+    if fmt == "jsonl":
+        bounds = [item.size * i // count for i in range(count + 1)]
+        return [
+            Piece(item.uri, hi - lo, piece_cost(item.uri, hi - lo), lo, hi)
+            for lo, hi in zip(bounds, bounds[1:], strict=False)
+        ]
+    return _row_group_pieces(item, count)
+
+
+def _row_group_pieces(item: InputFile, count: int) -> list[Piece]:
+    """A Parquet file cut into about `count` runs of row groups of similar size."""
+    whole = [Piece(item.uri, item.size, piece_cost(item.uri, item.size))]
+    try:
+        with storage.open_read(item.uri) as fh:
+            meta = pq.ParquetFile(fh).metadata
+    except Exception:  # noqa: BLE001 - an unreadable file is the reader's to quarantine
+        return whole
+    sizes = [meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)]
+    if len(sizes) < 2:
+        return whole
+    total, target = max(1, sum(sizes)), sum(sizes) / min(count, len(sizes))
+    pieces: list[Piece] = []
+    start, filled = 0, 0
+    for group, size in enumerate(sizes):
+        filled += size
+        last = group + 1 == len(sizes)
+        if filled >= target or last:
+            share = item.size * filled // total
+            end = None if last else group + 1
+            pieces.append(Piece(item.uri, share, piece_cost(item.uri, share), start, end))
+            start, filled = group + 1, 0
+    return pieces
 
 
 def partition_files(
-    files: list[tuple[str, int]], partition_bytes: int, max_files: int = MAX_FILES_PER_PARTITION
+    files: list[InputFile], partition_bytes: int, max_files: int = MAX_FILES_PER_PARTITION
 ) -> list[Partition]:
-    """Group sorted (uri, size) pairs into consecutive partitions of bounded bytes and count.
+    """Group sorted files (split where large) into consecutive partitions of similar cost.
 
-    A file larger than the bound is a partition of its own.
+    A partition holds at most `partition_bytes` raw bytes (a single larger piece excepted) and
+    `max_files` pieces; its cost target makes at least `MIN_PARTITIONS` partitions when the
+    input is large enough to be worth it.
     """
-    total = sum(size for _, size in files)
-    target = min(partition_bytes, max(MIN_PARTITION_BYTES, math.ceil(total / MIN_PARTITIONS)))
-    target = max(1, target)
+    total_cost = sum(piece_cost(f.uri, f.size) for f in files)
+    target = max(MIN_PARTITION_COST, math.ceil(total_cost / MIN_PARTITIONS))
     partitions: list[Partition] = []
-    current: list[str] = []
-    current_bytes = 0
-    for uri, size in files:
-        if current and (current_bytes + size > target or len(current) >= max_files):
-            partitions.append(Partition(len(partitions), tuple(current), current_bytes))
-            current, current_bytes = [], 0
-        current.append(uri)
-        current_bytes += size
+    current: list[Piece] = []
+    current_bytes = current_cost = 0
+    for item in files:
+        for piece in split_file(item, target):
+            raw = piece.bytes
+            full = current_cost + piece.cost > target or current_bytes + raw > partition_bytes
+            if current and (full or len(current) >= max_files):
+                partitions.append(
+                    Partition(len(partitions), tuple(current), current_bytes, current_cost)
+                )
+                current, current_bytes, current_cost = [], 0, 0
+            current.append(piece)
+            current_bytes += raw
+            current_cost += piece.cost
     if current:
-        partitions.append(Partition(len(partitions), tuple(current), current_bytes))
+        partitions.append(Partition(len(partitions), tuple(current), current_bytes, current_cost))
     return partitions
+
+
+# ---- the plan ----------------------------------------------------------------------------------
+
+
+def fingerprint(files: list[InputFile], config: CorpusConfig, dedup_against: list[str]) -> str:
+    """SHA-256 over the input files' identities, the config and the dedup references."""
+    return digest(
+        [[f.uri, f.size, f.version] for f in files],
+        config.to_dict(),
+        sorted(normalize(u) for u in dedup_against),
+    )
+
+
+def check_output(output_uri: str, inputs: list[str]) -> None:
+    """Refuse an output that cannot hold a corpus, before anything is written."""
+    output = normalize(output_uri)
+    if is_s3(output):
+        return
+    for uri in inputs:
+        source = normalize(uri)
+        if not is_s3(source) and (output == source or output.startswith(source.rstrip("/") + "/")):
+            raise InputError(
+                f"--output {output} is inside the input {source}: the build would read its own "
+                "output; choose an output outside the input"
+            )
+    if os.path.isfile(output):
+        raise InputError(f"--output {output} is an existing file; name a directory")
+    parent = output
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"--output {output}: cannot write under {parent} (permission denied)")
 
 
 def plan_build(
@@ -168,26 +336,28 @@ def plan_build(
     """The plan for building `inputs` into `output_uri`: the saved one on rerun, else a new one.
 
     Raises `InputError` when an input is missing, or when the output already holds a build of
-    other inputs or another config.
+    other inputs or another config (naming what changed).
     """
     layout = CorpusLayout.at(output_uri)
     inputs = [normalize(u) for u in inputs]
+    dedup_against = list(dedup_against or [])
+    check_output(layout.root, inputs)
     files = list_inputs(inputs)
-    digest = fingerprint(files, config, dedup_against or [])
-    if exists(layout.plan):
-        saved = Plan.from_dict(json.loads(read_text(layout.plan)))
-        if saved.fingerprint != digest:
-            raise PlanMismatchError(
-                f"{layout.root} already holds a build of other inputs or another config "
-                f"(its plan lists {saved.file_count} file(s) from {', '.join(saved.inputs)}); "
-                "use a new --output, or delete that output to rebuild it"
-            )
+    key = fingerprint(files, config, dedup_against)
+    if storage.exists(layout.plan):
+        saved = Plan.from_dict(json.loads(storage.read_text(layout.plan)))
+        if saved.fingerprint != key:
+            raise PlanMismatchError(mismatch_message(layout.root, saved, files, config))
         log.info("reusing plan %s (%d partitions)", layout.plan, len(saved.partitions))
         return saved
     plan = Plan(
-        inputs=inputs, fingerprint=digest, partitions=partition_files(files, config.partition_bytes)
+        inputs=inputs,
+        fingerprint=key,
+        partitions=partition_files(files, config.partition_bytes),
+        files=files,
+        dedup_against=dedup_against,
     )
-    write_text(layout.plan, json.dumps(plan.to_dict(), indent=1))
+    storage.write_text(layout.plan, json.dumps(plan.to_dict(), indent=1))
     log.info(
         "planned %d partitions over %d files (%d bytes)",
         len(plan.partitions),
@@ -197,9 +367,27 @@ def plan_build(
     return plan
 
 
+def mismatch_message(root: str, saved: Plan, files: list[InputFile], config: CorpusConfig) -> str:
+    """Why a saved plan does not fit this build: which inputs changed, or the config."""
+    before = {f.uri: f for f in saved.files}
+    now = {f.uri: f for f in files}
+    added = sorted(set(now) - set(before))
+    removed = sorted(set(before) - set(now))
+    changed = sorted(u for u in set(now) & set(before) if now[u] != before[u])
+    parts = []
+    for label, uris in (("added", added), ("removed", removed), ("changed", changed)):
+        if uris:
+            parts.append(f"{len(uris)} input file(s) {label} (e.g. {uris[0]})")
+    what = "; ".join(parts) or "another config or other --dedup-against references"
+    return (
+        f"{root} already holds a build of other inputs or another config: {what} since it "
+        "was planned; use a new --output, or delete that output to rebuild it"
+    )
+
+
 def load_plan(output_uri: str) -> Plan:
-    """The saved plan of a build (tasks read their partition's files from it)."""
+    """The saved plan of a build (partition stages read their pieces from it)."""
     layout = CorpusLayout.at(output_uri)
-    if not exists(layout.plan):
+    if not storage.exists(layout.plan):
         raise InputError(f"no plan at {layout.plan}: run `smelt corpus build` for this output")
-    return Plan.from_dict(json.loads(read_text(layout.plan)))
+    return Plan.from_dict(json.loads(storage.read_text(layout.plan)))

@@ -1,4 +1,4 @@
-"""One input file through ingest: read -> normalize -> quality filters, with exact accounting.
+"""One input piece through ingest: read -> normalize -> quality filters, with exact accounting.
 
 Every item a reader yields is one input document (a JSONL line, a Parquet row, an HTML file, a
 WARC response record, an unreadable file) and counts once in `stats.input_docs` and once in
@@ -16,6 +16,7 @@ from smelt.corpus.config import CorpusConfig
 from smelt.corpus.document import Document, Quarantined
 from smelt.corpus.filters import QualityFilters
 from smelt.corpus.normalize import normalize
+from smelt.corpus.partition import Piece
 from smelt.corpus.readers import read_documents
 from smelt.corpus.stats import CorpusStats
 
@@ -25,10 +26,25 @@ log = logging.getLogger(__name__)
 def process_file(
     file_uri: str, config: CorpusConfig, stats: CorpusStats
 ) -> Iterator[Document | Quarantined]:
-    """Kept documents and quarantined items of one file; filtered ones are only counted."""
-    filters = QualityFilters(config.filters)
+    """Kept documents and quarantined items of one whole file; filtered ones are only counted."""
     stats.input_bytes += _size_or_zero(file_uri)
-    for item in read_documents(file_uri, config.readers):
+    yield from _process(read_documents(file_uri, config.readers), config, stats)
+
+
+def process_piece(
+    piece: Piece, config: CorpusConfig, stats: CorpusStats
+) -> Iterator[Document | Quarantined]:
+    """Kept documents and quarantined items of one planned piece (a file or a slice of one)."""
+    stats.input_bytes += piece.bytes
+    items = read_documents(piece.uri, config.readers, piece.start, piece.end)
+    yield from _process(items, config, stats)
+
+
+def _process(
+    items: Iterator[Document | Quarantined], config: CorpusConfig, stats: CorpusStats
+) -> Iterator[Document | Quarantined]:
+    filters = QualityFilters(config.filters)
+    for item in items:
         stats.input_docs += 1
         if isinstance(item, Quarantined):
             stats.quarantined += 1

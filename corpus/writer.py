@@ -1,4 +1,4 @@
-"""Parquet I/O for corpus partitions: documents and quarantined items, written atomically.
+"""Corpus partitions as tables: documents and quarantined items (through `corpus.tables`).
 
 Rows are sorted by (id, source) before writing so that the same input gives byte-identical
 partitions whatever order the stages produced them in (reruns and resumed runs compare equal).
@@ -10,10 +10,9 @@ import logging
 from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from smelt.corpus import tables
 from smelt.corpus.document import Document, Quarantined
-from smelt.storage import atomic_local_path, open_read
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +37,6 @@ QUARANTINE_SCHEMA = pa.schema(
 ROW_GROUP_ROWS = 2048  # small row groups keep readers streaming with bounded memory
 
 
-def _write_table(table: pa.Table, uri: str) -> None:
-    with atomic_local_path(uri, suffix=".parquet") as tmp:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
-
-
 def write_documents(docs: Iterable[Document], uri: str) -> int:
     """Write documents (sorted by id, source) to one Parquet file at `uri`; returns the count."""
     rows = sorted(docs, key=lambda d: (d.id, d.source))
@@ -55,7 +49,7 @@ def write_documents(docs: Iterable[Document], uri: str) -> int:
         },
         schema=DOCUMENT_SCHEMA,
     )
-    _write_table(table, uri)
+    tables.write_table(uri, table, ROW_GROUP_ROWS)
     log.debug("wrote %d documents to %s", len(rows), uri)
     return len(rows)
 
@@ -74,32 +68,12 @@ def write_quarantine(items: Iterable[Quarantined], uri: str) -> int:
         },
         schema=QUARANTINE_SCHEMA,
     )
-    _write_table(table, uri)
+    tables.write_table(uri, table, ROW_GROUP_ROWS)
     log.info("quarantined %d item(s) -> %s", len(rows), uri)
     return len(rows)
 
 
 def read_documents(uri: str) -> Iterator[Document]:
-    """Stream the documents of one partition file, row group by row group."""
-    with open_read(uri) as fh:
-        parquet = pq.ParquetFile(fh)
-        columns = [c for c in ("id", "text", "source", "url") if c in parquet.schema_arrow.names]
-        for batch in parquet.iter_batches(columns=columns):
-            data = batch.to_pydict()
-            urls = data.get("url") or [None] * batch.num_rows
-            for doc_id, text, source, url in zip(
-                data["id"], data["text"], data["source"], urls, strict=True
-            ):
-                yield Document(id=doc_id, text=text, source=source, url=url)
-
-
-def read_ids(uri: str, column: str = "id") -> list[str]:
-    """One string column of a Parquet file (e.g. the ids of a removal list)."""
-    with open_read(uri) as fh:
-        return pq.read_table(fh, columns=[column]).column(column).to_pylist()
-
-
-def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
-    """A whole (small) Parquet file as an Arrow table."""
-    with open_read(uri) as fh:
-        return pq.read_table(fh, columns=columns)
+    """Stream the documents of one partition file, batch by batch."""
+    for doc_id, text, source, url in tables.iter_rows(uri, ["id", "text", "source", "url"]):
+        yield Document(id=doc_id, text=text, source=source, url=url)

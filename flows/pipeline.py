@@ -19,8 +19,9 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
 from smelt import storage
+from smelt.corpus.build import current_fingerprint
 from smelt.flows import pipeline_records as records
-from smelt.flows.corpus_build import CorpusBuildParams, corpus_build, resolve_config
+from smelt.flows.corpus_build import CorpusBuildParams, corpus_build, resolve_request
 from smelt.flows.shards_build import shards_build
 from smelt.flows.tokenizer_train import tokenizer_train
 from smelt.flows.train import train_flow
@@ -186,14 +187,13 @@ def _corpus_stage(
         runner=runner,
         workers=workers,
     )
-    expected = records.expected_corpus_fingerprint(
-        stage.inputs, resolve_config(params), stage.dedup_against
-    )
-    if not force and records.corpus_fingerprint(output) == expected:
+    # resolved exactly as the build resolves it (globs expanded, config validated)
+    current = current_fingerprint(resolve_request(params))
+    if not force and current is not None:
         _skipped(outcome, "corpus", output)
-    else:
-        outcome["corpus"] = {"status": "built", "summary": corpus_build(params=params)}
-    return records.corpus_fingerprint(output) or expected
+        return current
+    outcome["corpus"] = {"status": "built", "summary": corpus_build(params=params)}
+    return current_fingerprint(resolve_request(params)) or ""
 
 
 def _tokenizer_stage(

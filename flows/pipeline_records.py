@@ -48,22 +48,6 @@ def read_json(uri: str) -> dict[str, Any] | None:
         return None
 
 
-def expected_corpus_fingerprint(inputs: list[str], config: Any, dedup_against: list[str]) -> str:
-    """The fingerprint `smelt corpus build` would record for these inputs and config."""
-    from smelt.corpus.partition import fingerprint, list_inputs
-
-    files = list_inputs([storage.normalize(uri) for uri in inputs])
-    return fingerprint(files, config, dedup_against)
-
-
-def corpus_fingerprint(corpus_uri: str) -> str | None:
-    """The fingerprint of a finished corpus (`config.json` + `stats.json`), else None."""
-    if not storage.exists(storage.join(corpus_uri, "stats.json")):
-        return None
-    record = read_json(storage.join(corpus_uri, "config.json")) or {}
-    return record.get("fingerprint")
-
-
 def tokenizer_sha256(tokenizer_uri: str) -> str | None:
     """The checksum in a finished tokenizer's `report.json`, else None."""
     report = read_json(storage.join(tokenizer_uri, "report.json")) or {}

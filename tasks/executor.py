@@ -12,14 +12,17 @@ partition with its state, timing and retries) and hands the work itself to:
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from prefect import task
 from prefect.cache_policies import NONE
+from prefect.task_runners import TaskRunner
 
-from smelt.parallel import LocalExecutor
+from smelt.errors import ConfigError
+from smelt.parallel import LocalExecutor, check_workers
 
 R = TypeVar("R")
 
@@ -62,3 +65,40 @@ class PrefectExecutor:
         )
         futures = [step.submit(index, args) for index, args in enumerate(argument_lists)]
         return [future.result() for future in futures]
+
+
+RUNNERS = ("process", "thread", "dask")
+
+
+@contextlib.contextmanager
+def executor_for(
+    runner: str, workers: int | None = None, preload: Sequence[str] = ()
+) -> Iterator[PrefectExecutor]:
+    """The executor of a flow's stages for `runner` ("process" or "thread"; for "dask" run the
+    stages in a subflow whose task runner is `dask_task_runner(...)` and use
+    `PrefectExecutor(workers, remote=True)` there). The warm pool lives as long as the block."""
+    count = check_workers(workers)
+    if runner == "thread":
+        yield PrefectExecutor(count)
+        return
+    if runner != "process":
+        raise ConfigError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
+    with LocalExecutor(count, preload) as pool:
+        yield PrefectExecutor(count, pool=pool)
+
+
+def dask_task_runner(workers: int | None = None, address: str | None = None) -> TaskRunner:
+    """A Dask task runner: the cluster at `address`, or a LocalCluster of single-threaded
+    worker processes."""
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": check_workers(workers),
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+        }
+    )

@@ -23,11 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from smelt import storage
+from smelt.corpus import tables
 from smelt.corpus.config import DedupConfig
-from smelt.corpus.dedup import files
 from smelt.corpus.dedup.exact import EXACT_BAND
 from smelt.corpus.dedup.lsh import key_range
 from smelt.corpus.dedup.minhash import estimated_jaccard
+from smelt.storage.stage import Marker, fingerprint, run_once
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def read_range(shards: list[Shard], low: int, high: int | None) -> tuple[np.ndar
     keys, bands, refs = [], [], []
     filters = [("key", ">=", low)] + ([("key", "<", high)] if high is not None else [])
     for shard in shards:
-        table = files.read_table(shard.bands_uri, filters=filters)
+        table = tables.read_table(shard.bands_uri, filters=filters)
         keys.append(table.column("key").to_numpy())
         bands.append(table.column("band").to_numpy())
         rows = table.column("row").to_numpy().astype(np.int64)
@@ -192,17 +193,25 @@ def find_pairs(
     range_index: int, range_count: int, shards: list[Shard], pairs_uri: str, config: DedupConfig
 ) -> dict[str, Any]:
     """Verified duplicate pairs of one key range, written to `pairs_uri` (resumable)."""
-    marker = pairs_uri + ".done"
-    inputs_key = files.fingerprint(
-        range_index,
-        range_count,
-        [vars(s) for s in shards],
-        config.jaccard_threshold,
-        config.exact,
-        config.near,
+    marker = Marker(
+        pairs_uri + ".done",
+        fingerprint(
+            range_index,
+            range_count,
+            [vars(s) for s in shards],
+            config.jaccard_threshold,
+            config.exact,
+            config.near,
+        ),
     )
-    if (done := files.read_marker(marker, inputs_key)) is not None:
-        return done
+    return run_once(
+        marker, lambda: _find_pairs(range_index, range_count, shards, pairs_uri, config)
+    )
+
+
+def _find_pairs(
+    range_index: int, range_count: int, shards: list[Shard], pairs_uri: str, config: DedupConfig
+) -> dict[str, Any]:
     started = time.perf_counter()
     low, high = key_range(range_index, range_count)
     keys, bands, refs = read_range(shards, low, high)
@@ -211,17 +220,7 @@ def find_pairs(
         keys, bands, refs = keys[keep], bands[keep], refs[keep]
     candidates = candidate_pairs(keys, bands, refs)
     verified = verify(candidates, shards, config)
-    files.write_table(pairs_uri, verified)
-    manifest = {
-        "range": range_index,
-        "band_rows": len(keys),
-        "candidates": len(candidates),
-        "pairs": verified.num_rows,
-        "uri": pairs_uri,
-        "seconds": round(time.perf_counter() - started, 3),
-        "fingerprint": inputs_key,
-    }
-    files.write_marker(marker, manifest)
+    tables.write_table(pairs_uri, verified)
     log.info(
         "key range %d/%d: %d band rows, %d candidates, %d verified pairs",
         range_index,
@@ -230,4 +229,11 @@ def find_pairs(
         len(candidates),
         verified.num_rows,
     )
-    return manifest
+    return {
+        "range": range_index,
+        "band_rows": len(keys),
+        "candidates": len(candidates),
+        "pairs": verified.num_rows,
+        "uri": pairs_uri,
+        "seconds": round(time.perf_counter() - started, 3),
+    }

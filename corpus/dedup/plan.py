@@ -1,9 +1,11 @@
-"""How the dedup stages fit together: the shard list, the number of key ranges, and a
-sequential reference run of all stages (what the Prefect flow distributes)."""
+"""How the dedup stages fit together, written once: signatures per partition, verified pairs per
+band-key range, removal lists. `deduplicate` runs them on any `smelt.parallel.Executor`: this
+process, a warm process pool, or Prefect task runs (each partition and key range one task)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 from smelt import storage
@@ -18,6 +20,9 @@ from smelt.corpus.dedup.layout import (
 from smelt.corpus.dedup.pairs import Shard, find_pairs
 from smelt.corpus.dedup.removal import write_removals
 from smelt.corpus.dedup.signing import sign_partition
+from smelt.parallel import Executor, LocalExecutor
+
+log = logging.getLogger(__name__)
 
 
 def dedup_dir(output_uri: str) -> str:
@@ -78,20 +83,50 @@ def deduplicate(
     output_uri: str,
     config: DedupConfig,
     dedup_against: list[str] | None = None,
+    executor: Executor | None = None,
 ) -> list[str | None]:
-    """All stages in this process, one after the other (reference for the distributed flow)."""
+    """Per partition (same order), the URI of its removal list (row, id, kind) or None.
+
+    Signatures and band keys persist under `OUTPUT/dedup/` (reused by a later build's
+    `--dedup-against OUTPUT`); pairs and removal lists go under `WORK/dedup/`. Every step is
+    skipped on a rerun when its marker says it finished with the same inputs.
+    """
+    if not partition_uris or not (config.exact or config.near):
+        return [None] * len(partition_uris)
+    executor = executor or LocalExecutor(1)
     dedup_uri = dedup_dir(output_uri)
-    earlier = earlier_corpora(dedup_against or [], config)
-    manifests = [sign_partition(uri, dedup_uri, config) for uri in partition_uris]
+    earlier = earlier_corpora(dedup_against or [], config)  # fail fast on a mismatched corpus
+    count = len(partition_uris)
+    manifests = executor.map(
+        sign_partition, partition_uris, [dedup_uri] * count, [config] * count, name="dedup-sign"
+    )
     names = [partition_name(uri) for uri in partition_uris]
     write_meta(dedup_uri, config, names, sum(m["docs"] for m in manifests))
     rows = sum(m["band_rows"] for m in manifests) + earlier_band_rows(dedup_against or [], config)
-    count = range_count(rows, config)
+    ranges = range_count(rows, config)
     all_shards = shards(dedup_uri, names, earlier, [m["fingerprint"] for m in manifests])
-    pair_manifests = [
-        find_pairs(i, count, all_shards, pairs_uri(work_uri, i), config) for i in range(count)
-    ]
-    uris, _ = write_removals(
-        [m["uri"] for m in pair_manifests], names, storage.join(work_uri, "dedup", "removals")
+    log.info(
+        "dedup: %d partitions signed, %d band rows -> %d key ranges, %d earlier corpora",
+        count,
+        rows,
+        ranges,
+        len(earlier),
     )
+    found = executor.map(
+        find_pairs,
+        range(ranges),
+        [ranges] * ranges,
+        [all_shards] * ranges,
+        [pairs_uri(work_uri, i) for i in range(ranges)],
+        [config] * ranges,
+        name="dedup-pairs",
+    )
+    [(uris, summary)] = executor.map(
+        write_removals,
+        [[manifest["uri"] for manifest in found]],
+        [names],
+        [storage.join(work_uri, "dedup", "removals")],
+        name="dedup-removals",
+    )
+    log.info("dedup: %d verified pairs, removing %s", summary["pairs"], summary["removed"])
     return uris

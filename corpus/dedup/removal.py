@@ -17,13 +17,13 @@ import numpy as np
 import pyarrow as pa
 
 from smelt import storage
-from smelt.corpus.dedup import files
+from smelt.corpus import tables
 from smelt.corpus.dedup.components import connected_components
 from smelt.corpus.dedup.pairs import PAIR_SCHEMA, unpack_ref
 
 log = logging.getLogger(__name__)
 
-REMOVAL_SCHEMA = pa.schema([("id", pa.string()), ("kind", pa.string())])
+REMOVAL_SCHEMA = pa.schema([("row", pa.int64()), ("id", pa.string()), ("kind", pa.string())])
 
 
 def node_table(pairs: pa.Table) -> dict[str, np.ndarray]:
@@ -38,8 +38,12 @@ def node_table(pairs: pa.Table) -> dict[str, np.ndarray]:
     return {"ref": refs, "id": ids[first], "length": lengths[first], "exact": exact[first]}
 
 
-def removals(pairs: pa.Table) -> dict[int, list[tuple[str, str]]]:
-    """Per new partition index: (id, kind) of each document to remove."""
+def removals(pairs: pa.Table) -> dict[int, list[tuple[int, str, str]]]:
+    """Per new partition index: (row, id, kind) of each document to remove.
+
+    Documents are told apart by their reference (partition, row), never by id: two different
+    documents that share an id are two documents.
+    """
     if pairs.num_rows == 0:
         return {}
     nodes, labels = connected_components(pairs.column("a").to_numpy(), pairs.column("b").to_numpy())
@@ -47,11 +51,12 @@ def removals(pairs: pa.Table) -> dict[int, list[tuple[str, str]]]:
     assert np.array_equal(nodes, docs["ref"])
     sources, partitions, _ = unpack_ref(nodes)
     # survivor first within each cluster: earlier corpora, then longest, then smallest id
+    # (then the smallest reference, for documents sharing an id)
     order = sorted(
         range(len(nodes)),
-        key=lambda i: (labels[i], sources[i] == 0, -docs["length"][i], docs["id"][i]),
+        key=lambda i: (labels[i], sources[i] == 0, -docs["length"][i], docs["id"][i], nodes[i]),
     )
-    removed: dict[int, list[tuple[str, str]]] = {}
+    removed: dict[int, list[tuple[int, str, str]]] = {}
     survivor = -1
     for position, node in enumerate(order):
         if position == 0 or labels[node] != labels[order[position - 1]]:
@@ -60,7 +65,8 @@ def removals(pairs: pa.Table) -> dict[int, list[tuple[str, str]]]:
         if sources[node] != 0:
             continue  # an earlier corpus's document is never removed (nor written) here
         kind = "exact" if docs["exact"][node] == docs["exact"][survivor] else "near"
-        removed.setdefault(int(partitions[node]), []).append((docs["id"][node], kind))
+        row = int(nodes[node] & 0xFFFFFFFF)
+        removed.setdefault(int(partitions[node]), []).append((row, docs["id"][node], kind))
     return removed
 
 
@@ -68,8 +74,8 @@ def write_removals(
     pair_uris: list[str], partition_names: list[str], removals_uri: str
 ) -> tuple[list[str | None], dict[str, Any]]:
     """Per partition (in order), the URI of its removal list, or None when nothing goes."""
-    tables = [files.read_table(uri) for uri in pair_uris]
-    pairs = pa.concat_tables(tables) if tables else PAIR_SCHEMA.empty_table()
+    found = [tables.read_table(uri) for uri in pair_uris]
+    pairs = pa.concat_tables(found) if found else PAIR_SCHEMA.empty_table()
     removed = removals(pairs.cast(PAIR_SCHEMA))
     uris: list[str | None] = []
     counts = {"exact": 0, "near": 0}
@@ -79,13 +85,18 @@ def write_removals(
             uris.append(None)
             continue
         uri = storage.join(removals_uri, f"{name}.parquet")
-        files.write_table(
+        tables.write_table(
             uri,
             pa.table(
-                {"id": [r[0] for r in rows], "kind": [r[1] for r in rows]}, schema=REMOVAL_SCHEMA
+                {
+                    "row": [r[0] for r in rows],
+                    "id": [r[1] for r in rows],
+                    "kind": [r[2] for r in rows],
+                },
+                schema=REMOVAL_SCHEMA,
             ),
         )
-        for _, kind in rows:
+        for _, _, kind in rows:
             counts[kind] += 1
         uris.append(uri)
     log.info(

@@ -14,12 +14,13 @@ import numpy as np
 import pyarrow as pa
 
 from smelt import storage
+from smelt.corpus import tables
 from smelt.corpus.config import DedupConfig
-from smelt.corpus.dedup import files
 from smelt.corpus.dedup.exact import exact_keys
 from smelt.corpus.dedup.layout import partition_name, partition_state, signature_params
 from smelt.corpus.dedup.lsh import band_rows
 from smelt.corpus.dedup.minhash import signatures
+from smelt.storage.stage import Marker, fingerprint, run_once
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +60,22 @@ def signature_table(
 
 
 def sign_partition(partition_uri: str, dedup_uri: str, config: DedupConfig) -> dict[str, Any]:
-    """Sign one stage-1 partition (columns id, text); skipped when its marker says done."""
+    """Sign one stage-1 partition (columns id, text); skipped when its marker says done.
+
+    The marker's fingerprint covers the partition file's size and the signature parameters,
+    which later steps take as this partition's version.
+    """
     name = partition_name(partition_uri)
-    state = partition_state(dedup_uri, name)
-    marker = storage.join(dedup_uri, "signatures", f"{name}.done")
-    inputs_key = files.fingerprint(
-        partition_uri, storage.size(partition_uri), signature_params(config)
-    )
-    if (done := files.read_marker(marker, inputs_key)) is not None:
-        return done
+    key = fingerprint(partition_uri, storage.size(partition_uri), signature_params(config))
+    marker = Marker(storage.join(dedup_uri, "signatures", f"{name}.done"), key)
+    manifest = run_once(marker, lambda: _sign(partition_uri, dedup_uri, name, config))
+    return manifest
+
+
+def _sign(partition_uri: str, dedup_uri: str, name: str, config: DedupConfig) -> dict[str, Any]:
     started = time.perf_counter()
-    table = files.read_table(partition_uri, columns=["id", "text"])
+    state = partition_state(dedup_uri, name)
+    table = tables.read_table(partition_uri, columns=["id", "text"])
     ids = table.column("id").to_pylist()
     texts = [text or "" for text in table.column("text").to_pylist()]
     del table
@@ -83,16 +89,13 @@ def sign_partition(partition_uri: str, dedup_uri: str, config: DedupConfig) -> d
         config.rows_per_band,
         config.near,
     )
-    files.write_table(state.signatures_uri, sig_table, SIGNATURE_ROW_GROUP)
-    files.write_table(state.bands_uri, bands, BAND_ROW_GROUP)
-    manifest = {
+    tables.write_table(state.signatures_uri, sig_table, SIGNATURE_ROW_GROUP)
+    tables.write_table(state.bands_uri, bands, BAND_ROW_GROUP)
+    log.info("signed %s: %d docs, %d band rows", name, len(ids), bands.num_rows)
+    return {
         "partition": name,
         "docs": len(ids),
         "band_rows": bands.num_rows,
         "bytes": sum(len(text.encode("utf-8")) for text in texts),
         "seconds": round(time.perf_counter() - started, 3),
-        "fingerprint": inputs_key,
     }
-    files.write_marker(marker, manifest)
-    log.info("signed %s: %d docs, %d band rows", name, len(ids), bands.num_rows)
-    return manifest

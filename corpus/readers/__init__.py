@@ -86,13 +86,23 @@ def input_files(uri: str) -> list[str]:
     return files
 
 
-def read_documents(file_uri: str, config: ReaderConfig) -> Iterator[Document | Quarantined]:
-    """All documents of one file, streaming; problems become `Quarantined` items, never errors."""
+def read_documents(
+    file_uri: str, config: ReaderConfig, start: int = 0, end: int | None = None
+) -> Iterator[Document | Quarantined]:
+    """All documents of one file (or of one slice of a split JSONL/Parquet file), streaming;
+    problems become `Quarantined` items, never errors."""
     fmt = detect_format(file_uri)
     produced = 0
+    whole = start == 0 and end is None
     try:
         with open_stream(file_uri) as stream:
-            for item in READERS[fmt](file_uri, stream, config):
+            reader = READERS[fmt]
+            items = (
+                reader(file_uri, stream, config)
+                if whole
+                else reader(file_uri, stream, config, start, end)  # type: ignore[call-arg]
+            )
+            for item in items:
                 produced += 1
                 yield item
     except TruncatedInput as exc:
@@ -109,7 +119,7 @@ def read_documents(file_uri: str, config: ReaderConfig) -> Iterator[Document | Q
         log.warning("unreadable %s file %s: %s", fmt, file_uri, exc)
         produced += 1
         yield Quarantined(file_uri, f"unreadable {fmt} file: {type(exc).__name__}: {exc}")
-    if produced == 0:
+    if produced == 0 and whole:
         yield Document(
             id=derived_id(file_uri, "empty", b""),
             text="",

@@ -45,49 +45,67 @@ def record_to_document(
     )
 
 
-def _parse_line(raw: bytes, line_no: int) -> tuple[Any, str | None]:
+def _parse_line(raw: bytes, label: str) -> tuple[Any, str | None]:
     try:
         return json.loads(raw.decode("utf-8")), None
     except UnicodeDecodeError as exc:
-        return None, f"line {line_no}: not valid UTF-8 (byte {exc.start})"
+        return None, f"{label}: not valid UTF-8 (byte {exc.start})"
     except json.JSONDecodeError as exc:
-        return None, f"line {line_no}: invalid JSON ({exc.msg} at column {exc.colno})"
+        return None, f"{label}: invalid JSON ({exc.msg} at column {exc.colno})"
     except RecursionError:
-        return None, f"line {line_no}: invalid JSON (nested too deeply)"
+        return None, f"{label}: invalid JSON (nested too deeply)"
 
 
-def _skip_rest_of_line(stream: IO[bytes], chunk: int) -> None:
+def _skip_rest_of_line(stream: IO[bytes], chunk: int) -> int:
+    """Skip to the end of an over-long line; returns the bytes skipped."""
+    skipped = 0
     while True:
         part = stream.readline(chunk)
+        skipped += len(part)
         if not part or part.endswith(b"\n"):
-            return
+            return skipped
 
 
 def read_jsonl(
-    file_uri: str, stream: IO[bytes], config: ReaderConfig
+    file_uri: str,
+    stream: IO[bytes],
+    config: ReaderConfig,
+    start: int = 0,
+    end: int | None = None,
 ) -> Iterator[Document | Quarantined]:
-    """One document per non-blank line."""
+    """One document per non-blank line; with `start`/`end`, the lines that start in that range.
+
+    A line belongs to the byte range it starts in, so ranges that tile a file read every line
+    exactly once. Derived ids use the line's byte offset: the same whether or not the file was
+    split. Labels say `line N` when reading from the start, `line at byte B` otherwise.
+    """
     limit = config.text_max_bytes
+    offset = start
+    if start > 0:
+        stream.seek(start - 1)
+        offset = start - 1 + len(stream.readline())  # the end of the line that began before
     line_no = 0
-    while True:
+    while end is None or offset < end:
         raw = stream.readline(limit + 1)
         if not raw:
             return
         line_no += 1
-        if line_no == 1 and raw.startswith(_BOM):
+        here, offset = offset, offset + len(raw)
+        label = f"line {line_no}" if start == 0 else f"line at byte {here}"
+        if here == 0 and raw.startswith(_BOM):
             raw = raw[len(_BOM) :]
         if len(raw) > limit and not raw.endswith(b"\n"):
-            _skip_rest_of_line(stream, limit)
-            yield Quarantined(file_uri, f"line {line_no}: longer than the limit of {limit:,} bytes")
+            offset += _skip_rest_of_line(stream, limit)
+            yield Quarantined(file_uri, f"{label}: longer than the limit of {limit:,} bytes")
             continue
         if not raw.strip():
             continue
-        record, error = _parse_line(raw, line_no)
+        record, error = _parse_line(raw, label)
         if error:
             yield Quarantined(file_uri, error)
             continue
         yield record_to_document(
-            record, config, source=file_uri, label=f"line {line_no}", position=line_no, fmt="jsonl"
+            record, config, source=file_uri, label=label, position=here, fmt="jsonl"
         )
 
 

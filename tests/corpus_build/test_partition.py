@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smelt.corpus.config import CorpusConfig
-from smelt.corpus.partition import load_plan, partition_files, plan_build
+from smelt.corpus.config import CorpusConfig, ReaderConfig
+from smelt.corpus.partition import InputFile, load_plan, partition_files, plan_build
+from smelt.corpus.readers import read_documents
 from smelt.errors import InputError
+
+
+def _files(sizes, suffix=".txt"):
+    return [InputFile(f"/in/f{i:06d}{suffix}", size, "1") for i, size in enumerate(sizes)]
 
 
 @given(
@@ -19,26 +27,74 @@ from smelt.errors import InputError
     max_files=st.integers(1, 7),
 )
 def test_partitions_keep_order_and_respect_bounds(sizes, bound, max_files):
-    files = [(f"/in/f{i:03d}.txt", size) for i, size in enumerate(sizes)]
+    files = _files(sizes)
     parts = partition_files(files, bound, max_files=max_files)
-    assert [uri for p in parts for uri in p.files] == [uri for uri, _ in files]
+    assert [uri for p in parts for uri in p.files] == [f.uri for f in files]
     assert [p.index for p in parts] == list(range(len(parts)))
-    sized = dict(files)
     for part in parts:
-        assert 1 <= len(part.files) <= max_files
-        assert part.bytes == sum(sized[uri] for uri in part.files)
-        assert part.bytes <= bound or len(part.files) == 1  # only a lone big file exceeds it
+        assert 1 <= len(part.pieces) <= max_files
+        assert part.bytes == sum(piece.bytes for piece in part.pieces)
+        assert part.bytes <= bound or len(part.pieces) == 1  # only a lone big piece exceeds it
 
 
 def test_many_small_files_make_few_partitions():
-    files = [(f"/in/f{i:06d}.txt", 300) for i in range(200_000)]
-    parts = partition_files(files, 64 * 1024 * 1024)
+    parts = partition_files(_files([300] * 200_000), 64 * 1024 * 1024)
     assert 16 <= len(parts) <= 200  # neither one partition per file nor one in all
 
 
 def test_small_inputs_still_spread_over_cores():
-    files = [(f"/in/f{i:03d}.html", 100_000) for i in range(100)]  # 10 MB in all
-    assert len(partition_files(files, 64 * 1024 * 1024)) >= 8
+    parts = partition_files(_files([100_000] * 100, ".html"), 64 * 1024 * 1024)  # 10 MB
+    assert len(parts) >= 16
+
+
+def test_partitions_are_balanced_by_expected_work_not_bytes():
+    """An HTML byte costs extraction; a JSONL byte costs a parse: equal work, unequal bytes."""
+    files = _files([200_000] * 40, ".html") + [
+        InputFile(f"/in/g{i:03d}.jsonl", 200_000, "1") for i in range(40)
+    ]
+    files.sort(key=lambda f: f.uri)
+    parts = partition_files(files, 64 * 1024 * 1024)
+    costs = [p.cost for p in parts]
+    assert max(costs[:-1]) <= 2 * min(costs[:-1])  # the last one takes what is left
+
+    def pure(suffix):
+        return [p.bytes for p in parts[:-1] if all(u.endswith(suffix) for u in p.files)]
+
+    assert min(pure(".jsonl")) > 4 * max(pure(".html"))
+
+
+def test_a_huge_jsonl_file_is_split_and_every_line_read_once(tmp_path):
+    path = tmp_path / "big.jsonl"
+    lines = [json.dumps({"id": f"d{i}", "text": "word " * (i % 37 + 1)}) for i in range(20_000)]
+    path.write_text("\n".join(lines) + "\n")
+    item = InputFile(str(path), path.stat().st_size, "1")
+    parts = partition_files([item], 64 * 1024 * 1024)
+    pieces = [piece for part in parts for piece in part.pieces]
+    assert len(pieces) >= 8
+    assert [p.start for p in pieces[1:]] == [p.end for p in pieces[:-1]]  # they tile the file
+    ids = [
+        doc.id
+        for piece in pieces
+        for doc in read_documents(piece.uri, ReaderConfig(), piece.start, piece.end)
+    ]
+    assert ids == [f"d{i}" for i in range(20_000)]
+
+
+def test_a_huge_parquet_file_is_split_by_row_groups(tmp_path):
+    path = tmp_path / "big.parquet"
+    rows = [{"id": f"r{i}", "text": f"text of row {i} " * 40} for i in range(40_000)]
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=1000)
+    item = InputFile(str(path), path.stat().st_size, "1")
+    pieces = [piece for part in partition_files([item], 1 << 30) for piece in part.pieces]
+    ordinary = [InputFile(f"/in/x{i}.txt", item.size, "1") for i in range(16)]
+    assert len(partition_files([item, *ordinary], 1 << 30)) >= 17  # the big one is not one unit
+    assert len(pieces) >= 8
+    ids = [
+        doc.id
+        for piece in pieces
+        for doc in read_documents(piece.uri, ReaderConfig(), piece.start, piece.end)
+    ]
+    assert ids == [f"r{i}" for i in range(40_000)]
 
 
 def _inputs(tmp_path, count=6):
@@ -64,11 +120,18 @@ def test_plan_mismatch_is_refused(tmp_path):
     inputs, output = _inputs(tmp_path), str(tmp_path / "out")
     plan_build([inputs], output, CorpusConfig())
     (tmp_path / "in" / "late.txt").write_text("a file that arrived later")
-    with pytest.raises(InputError, match="already holds a build of other inputs"):
+    with pytest.raises(InputError, match="1 input file.s. added .e.g. .*late.txt"):
         plan_build([inputs], output, CorpusConfig())
     (tmp_path / "in" / "late.txt").unlink()
+    edited = tmp_path / "in" / "doc0.txt"
+    before = edited.stat()
+    edited.write_text(edited.read_text().replace("word", "WORD"))  # same size, new content
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+    with pytest.raises(InputError, match="1 input file.s. changed .e.g. .*doc0.txt"):
+        plan_build([inputs], output, CorpusConfig())
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))
     with pytest.raises(InputError, match="another config"):
-        plan_build([inputs], output, CorpusConfig().replace(partition_bytes=1000))
+        plan_build([inputs], output, CorpusConfig().replace(partition_bytes=2000))
     assert plan_build([inputs], output, CorpusConfig()).file_count == 6
 
 

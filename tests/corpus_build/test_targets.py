@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from smelt import storage
 from smelt.corpus.targets import expand_dedup_against, expand_output
-from smelt.flows.corpus_build import CorpusBuildParams, resolve_targets
+from smelt.flows.corpus_build import CorpusBuildParams, build_date, resolve_request
 
 
 def _corpus(root: str, finished: bool) -> str:
@@ -42,7 +42,16 @@ def test_glob_on_s3_and_flow_parameters(s3_bucket: str) -> None:
         output=f"{s3_bucket}/corpus/nightly/{{date}}",
         dedup_against=[f"{s3_bucket}/corpus/nightly/*"],
     )
-    resolved = resolve_targets(params, datetime(2026, 11, 21))
+    resolved = resolve_request(params, datetime(2026, 11, 21, 3, tzinfo=UTC))
     assert resolved.output == f"{s3_bucket}/corpus/nightly/2026-11-21"
     assert resolved.dedup_against == [f"{s3_bucket}/corpus/nightly/2026-11-20"]
-    assert resolve_targets(resolved, datetime(2030, 1, 1)) == resolved  # idempotent
+
+
+def test_date_is_utc_whoever_starts_the_build() -> None:
+    """The command line and a scheduled deployment give the same {date} for the same moment:
+    00:30 in Berlin on the 22nd is still the 21st in UTC."""
+    berlin = timezone(timedelta(hours=1))
+    moment = datetime(2026, 11, 22, 0, 30, tzinfo=berlin)
+    assert build_date(moment) == datetime(2026, 11, 21, 23, 30, tzinfo=UTC)
+    assert expand_output("nightly/{date}", build_date(moment)) == "nightly/2026-11-21"
+    assert build_date(moment.astimezone(UTC)) == build_date(moment)

@@ -41,10 +41,18 @@ def test_survivor_is_longest_then_smallest_id():
     pairs = _pairs([(a, b, "z", "m", 100, 100, 1, 1), (b, c, "m", "k", 100, 90, 1, 2)])
     removed = removals(pairs)
     # a and b are equally long: "m" < "z" survives; c is shorter
-    assert removed == {0: [("z", "exact")], 2: [("k", "near")]}
+    assert removed == {0: [(0, "z", "exact")], 2: [(9, "k", "near")]}
+
+
+def test_documents_sharing_an_id_are_told_apart_by_position():
+    """Two different documents with the same id: only the duplicate one goes, by its row."""
+    a, b, c = pack_ref(0, 0, 3), pack_ref(0, 0, 4), pack_ref(0, 1, 0)
+    pairs = _pairs([(a, c, "X", "Z", 100, 120, 1, 2)])  # row 3 ("X") duplicates Z; row 4 does not
+    assert removals(pairs) == {0: [(3, "X", "near")]}
+    assert b not in {ref for ref in (a, c)}
 
 
 def test_earlier_corpus_document_always_survives():
     new, old = pack_ref(0, 3, 1), pack_ref(1, 0, 4)
     pairs = _pairs([(new, old, "new-long", "old-short", 500, 10, 7, 8)])
-    assert removals(pairs) == {3: [("new-long", "near")]}
+    assert removals(pairs) == {3: [(1, "new-long", "near")]}

@@ -1,24 +1,29 @@
-"""The dedup stages as Prefect tasks: same removal lists on threads, on a Dask LocalCluster with
-two worker processes, and in one process without Prefect."""
+"""The dedup stages on every executor: the same removal lists in one process, on a warm pool of
+two worker processes, as Prefect task runs in threads, and on a Dask LocalCluster with two
+worker processes (one orchestration, `corpus.dedup.plan.deduplicate`, for all of them)."""
 
 from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
 from prefect import flow
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from smelt.corpus.config import DedupConfig
 from smelt.corpus.dedup.plan import deduplicate
-from smelt.flows.dedup import dedup_stage
+from smelt.parallel import LocalExecutor
+from smelt.tasks.executor import PrefectExecutor, dask_task_runner, executor_for
 from tests.dedup.test_dedup import corpus, partitions
 
 
-@flow(name="dedup-test")
-def dedup_flow(
-    partition_uris: list[str], work_uri: str, output_uri: str, config: DedupConfig, runner_name: str
-) -> list[str | None]:
-    return dedup_stage(partition_uris, work_uri, output_uri, config, [], runner_name)
+@flow(name="dedup-test-threads")
+def on_threads(partition_uris: list[str], work: str, out: str, config: DedupConfig) -> list:
+    with executor_for("thread", 2) as executor:
+        return deduplicate(partition_uris, work, out, config, [], executor)
+
+
+@flow(name="dedup-test-dask")
+def on_dask(partition_uris: list[str], work: str, out: str, config: DedupConfig) -> list:
+    return deduplicate(partition_uris, work, out, config, [], PrefectExecutor(2, remote=True))
 
 
 def removed(uris):
@@ -26,27 +31,18 @@ def removed(uris):
 
 
 @pytest.mark.slow
-def test_same_result_on_threads_dask_and_in_process(tmp_path, vocab, prefect_harness):
-    from prefect_dask import DaskTaskRunner
-
+def test_same_result_on_every_executor(tmp_path, vocab, prefect_harness):
     rows, _, _ = corpus(vocab, clusters=40, uniques=40, dissimilar=10)
     parts = partitions(tmp_path, rows, count=4)
     config = DedupConfig(bucket_partitions=6)
     reference = removed(deduplicate(parts, str(tmp_path / "w0"), str(tmp_path / "o0"), config))
-    threads = dedup_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))(
-        parts, str(tmp_path / "w1"), str(tmp_path / "o1"), config, "threads"
+    with LocalExecutor(2) as pool:
+        pooled = deduplicate(parts, str(tmp_path / "w1"), str(tmp_path / "o1"), config, [], pool)
+    threads = on_threads(parts, str(tmp_path / "w2"), str(tmp_path / "o2"), config)
+    dask = on_dask.with_options(task_runner=dask_task_runner(2))(
+        parts, str(tmp_path / "w3"), str(tmp_path / "o3"), config
     )
-    dask_runner = DaskTaskRunner(
-        cluster_kwargs={
-            "n_workers": 2,
-            "threads_per_worker": 1,
-            "processes": True,
-            "dashboard_address": None,
-        }
-    )
-    on_dask = dedup_flow.with_options(task_runner=dask_runner)(
-        parts, str(tmp_path / "w2"), str(tmp_path / "o2"), config, "dask"
-    )
-    assert removed(threads) == reference
-    assert removed(on_dask) == reference
     assert sum(len(r) for r in reference if r) >= 38
+    assert removed(pooled) == reference
+    assert removed(threads) == reference
+    assert removed(dask) == reference

@@ -17,5 +17,8 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=None, help="parallel workers (default: cores)"
     )
     parser.add_argument(
-        "--dask-address", metavar="ADDR", help="scheduler of an existing Dask cluster"
+        "--dask-address",
+        metavar="ADDR",
+        help="scheduler of an existing Dask cluster, for --runner dask "
+        "(default: a local cluster of --workers processes)",
     )

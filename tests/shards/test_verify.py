@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from smelt.errors import InputError, IntegrityError
+from smelt.prep.shard_check import verify_shards
+from smelt.prep.shard_format import open_manifest
 from smelt.training.loader import ShardLoader
-from smelt.training.shard_format import open_manifest
-from smelt.training.shard_verify import verify_shards
 
 SHARD = "train/shard_00001.bin"
 
@@ -92,7 +92,7 @@ def test_idx_that_disagrees_with_data_is_refused(shards_copy):
 def test_truncated_shard_is_refused_before_training(shards_copy):
     path = os.path.join(shards_copy, SHARD)
     os.truncate(path, os.path.getsize(path) - 4)
-    with pytest.raises(IntegrityError, match=f"{SHARD} is .* bytes"):
+    with pytest.raises(IntegrityError, match=f"{SHARD}: .* bytes, the manifest expects"):
         open_manifest(shards_copy)
     result = smelt_cli("shards", "verify", shards_copy)
     assert result.returncode != 0 and SHARD in result.stderr
@@ -100,7 +100,7 @@ def test_truncated_shard_is_refused_before_training(shards_copy):
 
 def test_absent_shard_is_refused_before_training(shards_copy):
     os.remove(os.path.join(shards_copy, SHARD))
-    with pytest.raises(IntegrityError, match=f"{SHARD} is listed in the manifest but absent"):
+    with pytest.raises(IntegrityError, match=f"{SHARD}: listed in the manifest but absent"):
         ShardLoader(shards_copy)
 
 

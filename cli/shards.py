@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="most tokens per shard; documents are never split (default: %(default)s)",
     )
     add_runner_arguments(build)
+    build.add_argument(
+        "--force",
+        action="store_true",
+        help="build again from scratch even when OUTPUT holds shards current for these inputs "
+        "and settings (default: keep them; resume an interrupted build)",
+    )
     build.set_defaults(handler=run_build)
     verify = commands.add_parser(
         "verify",
@@ -71,6 +77,7 @@ def run_build(args: argparse.Namespace) -> int:
         runner=args.runner,
         workers=args.workers,
         dask_address=args.dask_address,
+        force=args.force,
     )
     state = "up to date, " if summary["skipped"] else ""
     print(

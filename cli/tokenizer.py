@@ -37,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="bytes of corpus text to train on, spread over all partitions (default: %(default)s)",
     )
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="train again even when OUTPUT holds a tokenizer current for this corpus and "
+        "these settings (default: keep it)",
+    )
     train.set_defaults(handler=run_train)
 
 
@@ -50,6 +56,7 @@ def run_train(args: argparse.Namespace) -> int:
         output=args.output,
         vocab_size=args.vocab_size,
         sample_bytes=args.sample_bytes,
+        force=args.force,
     )
     report = TokenizerReport.from_dict(summary)
     state = "up to date, " if report.skipped else ""

@@ -22,16 +22,16 @@ from smelt.tasks.runners import make_task_runner
 from smelt.tasks.shards import shards_executor
 
 
-def _build(plan: BuildPlan, runner: str, workers: int) -> dict[str, Any]:
+def _build(plan: BuildPlan, runner: str, workers: int, force: bool) -> dict[str, Any]:
     """Tokenize every partition and pack every shard as task runs, then publish the manifest."""
     with shards_executor(runner, workers) as executor:
-        return run_shards_build(plan, executor).summary()
+        return run_shards_build(plan, executor, force).summary()
 
 
 @flow(name="shards-build-stages")
-def shards_build_stages(plan: BuildPlan, workers: int) -> dict[str, Any]:
+def shards_build_stages(plan: BuildPlan, workers: int, force: bool = False) -> dict[str, Any]:
     """The build as a subflow whose task runner is a `DaskTaskRunner`."""
-    return _build(plan, "dask", workers)
+    return _build(plan, "dask", workers, force)
 
 
 @flow(name="shards-build")
@@ -44,16 +44,21 @@ def shards_build(
     runner: Literal["process", "thread", "dask"] = "process",
     workers: int | None = None,
     dask_address: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Tokenize `corpus` with `tokenizer` into shards at `output`; returns a summary."""
+    """Tokenize `corpus` with `tokenizer` into shards at `output`; returns a summary.
+
+    Shards at `output` already built from the same corpus, tokenizer and settings are kept
+    (`skipped` in the summary) unless `force`; an interrupted build resumes.
+    """
     workers = check_workers(workers)
     plan = plan_build(corpus, tokenizer, output, val_fraction, shard_tokens)
     get_run_logger().info("%d corpus partitions -> %s", len(plan.partitions), plan.output_uri)
     if runner == "dask":
         task_runner = make_task_runner(runner, workers, dask_address)
-        summary = shards_build_stages.with_options(task_runner=task_runner)(plan, workers)
+        summary = shards_build_stages.with_options(task_runner=task_runner)(plan, workers, force)
     else:
-        summary = _build(plan, runner, workers)
+        summary = _build(plan, runner, workers, force)
     create_table_artifact(
         key="shards-build",
         table=[{"count": k, "value": v} for k, v in summary.items()],

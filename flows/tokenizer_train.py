@@ -17,9 +17,14 @@ def tokenizer_train(
     output: str,
     vocab_size: int = DEFAULT_VOCAB_SIZE,
     sample_bytes: int = DEFAULT_SAMPLE_BYTES,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Train a tokenizer on `corpus` into `output`; publishes its report as an artifact."""
-    summary = train_tokenizer(corpus, output, vocab_size, sample_bytes)
+    """Train a tokenizer on `corpus` into `output`; publishes its report as an artifact.
+
+    A tokenizer at `output` already trained from the same corpus and settings is kept
+    (`skipped` in the summary) unless `force`.
+    """
+    summary = train_tokenizer(corpus, output, vocab_size, sample_bytes, force)
     report = TokenizerReport.from_dict(summary)
     for warning in report.warnings:
         get_run_logger().warning("%s", warning)

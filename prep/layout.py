@@ -77,6 +77,7 @@ class ShardsLayout:
     MANIFEST = "manifest.json"
     BUILD_REPORT = "build_report.json"
     SPLITS = ("train", "val")
+    TOKENS, OFFSETS = ".bin", ".idx"  # a shard's token ids, its documents' end offsets
 
     @classmethod
     def at(cls, uri: str) -> ShardsLayout:
@@ -99,12 +100,17 @@ class ShardsLayout:
     @staticmethod
     def shard_path(split: str, number: int) -> str:
         """Path of shard `number` of `split` relative to the root: `train/shard_00000.bin`."""
-        return f"{split}/shard_{number:05d}.bin"
+        return f"{split}/shard_{number:05d}{ShardsLayout.TOKENS}"
+
+    @staticmethod
+    def is_shard_path(path: str) -> bool:
+        """Whether `path` names a shard's token file (a `.bin`)."""
+        return path.endswith(ShardsLayout.TOKENS)
 
     @staticmethod
     def idx_path(shard_path: str) -> str:
         """The `.idx` beside a `.bin` (same stem), relative or absolute."""
-        return shard_path[: -len(".bin")] + ".idx"
+        return shard_path[: -len(ShardsLayout.TOKENS)] + ShardsLayout.OFFSETS
 
     def uri(self, relative_path: str) -> str:
         """The URI of a path relative to the root (as the manifest lists shards)."""
@@ -115,9 +121,13 @@ class ShardsLayout:
     def work_dir(self) -> str:
         return join(self.root, "_work")
 
-    def part(self, index: int, split: str, suffix: str) -> str:
-        """Tokenized partition `index`, one split: `_work/parts/part-NNNNN.{split}{suffix}`."""
-        return join(self.work_dir, "parts", f"{part_name(index)}.{split}{suffix}")
+    def part_tokens(self, index: int, split: str) -> str:
+        """Token ids of partition `index` in one split: `_work/parts/part-NNNNN.{split}.bin`."""
+        return join(self.work_dir, "parts", f"{part_name(index)}.{split}{self.TOKENS}")
+
+    def part_offsets(self, index: int, split: str) -> str:
+        """Document end offsets of the same: `_work/parts/part-NNNNN.{split}.idx`."""
+        return join(self.work_dir, "parts", f"{part_name(index)}.{split}{self.OFFSETS}")
 
     def part_marker(self, index: int) -> str:
         return join(self.work_dir, "parts", f"{part_name(index)}.done")

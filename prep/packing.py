@@ -47,7 +47,7 @@ def plan_pieces(plan: BuildPlan, split: str, parts: list[dict[str, Any]]) -> lis
 
 
 def _part_ends(plan: BuildPlan, index: int, split: str) -> np.ndarray:
-    raw = storage.read_bytes(plan.layout.part(index, split, ".idx"))
+    raw = storage.read_bytes(plan.layout.part_offsets(index, split))
     return np.frombuffer(raw, dtype=OFFSET_DTYPE).astype(np.int64)
 
 
@@ -102,7 +102,7 @@ def _write_shard(plan: BuildPlan, split: str, number: int, pieces: list[Piece]) 
     digest, offsets, total = hashlib.sha256(), [], 0
     with storage.atomic_local_path(layout.uri(path)) as tmp, open(tmp, "wb") as out:
         for piece in pieces:
-            part_bin = layout.part(piece.part, split, ".bin")
+            part_bin = layout.part_tokens(piece.part, split)
             for lo in range(piece.start, piece.end, COPY_TOKENS):
                 hi = min(piece.end, lo + COPY_TOKENS)
                 data = storage.read_range(

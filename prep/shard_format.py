@@ -126,7 +126,7 @@ def parse_manifest(data: dict, where: str) -> Manifest:
     if not 0 <= eos_id < vocab_size:
         raise IntegrityError(f"{where}: eos_id {eos_id} is outside the vocabulary ({vocab_size})")
     for shard in shards:
-        if shard.split not in SPLITS or not shard.path.endswith(".bin"):
+        if shard.split not in SPLITS or not ShardsLayout.is_shard_path(shard.path):
             raise IntegrityError(f"{where}: bad shard entry {shard.path!r} ({shard.split!r})")
         if shard.bytes != shard.num_tokens * TOKEN_DTYPE.itemsize:
             raise IntegrityError(

@@ -84,21 +84,29 @@ def build_shards(
     val_fraction: float = DEFAULT_VAL_FRACTION,
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
     workers: int = 1,
+    force: bool = False,
 ) -> BuildResult:
     """The whole build on `workers` local processes (the `shards-build` flow runs the same)."""
     plan = plan_build(corpus_uri, tokenizer_uri, output_uri, val_fraction, shard_tokens)
     with LocalExecutor(workers, preload=PRELOAD) as executor:
-        return run_build(plan, executor)
+        return run_build(plan, executor, force)
 
 
-def run_build(plan: BuildPlan, executor: Executor) -> BuildResult:
-    """Tokenize, pack and publish on `executor`; nothing to do when the output is current."""
-    marker = build_marker(plan)
-    if is_current(plan.output_uri, plan.fingerprint):
+def run_build(plan: BuildPlan, executor: Executor, force: bool = False) -> BuildResult:
+    """Tokenize, pack and publish on `executor`.
+
+    A shard set already there and current for the plan's inputs is kept (nothing runs); an
+    interrupted build resumes from its finished partitions and shards. `force` rebuilds from
+    scratch.
+    """
+    layout, marker = plan.layout, build_marker(plan)
+    if not force and is_current(plan.output_uri, plan.fingerprint):
         log.info("shards at %s are current: nothing to build", plan.output_uri)
         return BuildResult(open_manifest(plan.output_uri), marker.read() or {}, skipped=True)
-    storage.delete(plan.layout.manifest)  # the dataset is about to change: no longer finished
+    storage.delete(layout.manifest)  # the dataset is about to change: no longer finished
     marker.clear()
+    if force:
+        storage.delete(layout.work_dir, recursive=True)
     count = len(plan.partitions)
     parts = executor.map(tokenize_partition, [plan] * count, range(count), name="tokenize")
     splits, numbers, pieces = [], [], []

@@ -116,8 +116,8 @@ class _SplitSink:
         self, stack: contextlib.ExitStack, plan: BuildPlan, index: int, split: str
     ) -> None:
         layout = plan.layout
-        bin_path = stack.enter_context(storage.atomic_local_path(layout.part(index, split, ".bin")))
-        idx_path = stack.enter_context(storage.atomic_local_path(layout.part(index, split, ".idx")))
+        bin_path = stack.enter_context(storage.atomic_local_path(layout.part_tokens(index, split)))
+        idx_path = stack.enter_context(storage.atomic_local_path(layout.part_offsets(index, split)))
         self.bin = stack.enter_context(open(bin_path, "wb"))  # noqa: SIM115 - closed by stack
         self.idx = stack.enter_context(open(idx_path, "wb"))  # noqa: SIM115
         self.digest, self.num_tokens, self.num_docs = hashlib.sha256(), 0, 0

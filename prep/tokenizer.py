@@ -161,12 +161,19 @@ def train_tokenizer(
     sample_bytes: int = DEFAULT_SAMPLE_BYTES,
     heldout_fraction: float = DEFAULT_HELDOUT_FRACTION,
     heldout_max_bytes: int = DEFAULT_HELDOUT_MAX_BYTES,
+    force: bool = False,
 ) -> TokenizerReport:
-    """Train on a sample of the corpus at `corpus_uri` into `output_uri`; skip when current."""
+    """Train on a sample of the corpus at `corpus_uri` into `output_uri`.
+
+    A tokenizer already there and current for these inputs is kept (its report comes back
+    with `skipped`), unless `force`.
+    """
     request = check_request(
         corpus_uri, vocab_size, sample_bytes, heldout_fraction, heldout_max_bytes
     )
     marker = Marker(TokenizerLayout.at(output_uri).report, request.fingerprint)
+    if force:
+        marker.clear()
 
     def train() -> dict[str, Any]:
         marker.clear()  # the old report must not vouch for the files being replaced

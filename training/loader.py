@@ -14,6 +14,7 @@ first open in a process, and a bad one raises `IntegrityError` naming it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -126,7 +127,8 @@ class ShardReader:
                     raise
                 log.warning("cached copy of %s is damaged: downloading it again", name)
                 for path in (local_bin, local_idx):
-                    os.remove(path)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(path)
                 local_bin, local_idx = self._local_paths(shard)
                 self._ends[shard_no] = check_local_shard(
                     local_bin, local_idx, shard, self.manifest, name

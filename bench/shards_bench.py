@@ -42,8 +42,12 @@ import time  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # tests.shards.corpus_factory: the same real text the tests use
 
+from smelt.corpus.layout import CorpusLayout  # noqa: E402
+from smelt.corpus.tables import iter_rows  # noqa: E402
+from smelt.prep.layout import TokenizerLayout  # noqa: E402
+from smelt.prep.tokenizer import train_tokenizer  # noqa: E402
+from smelt.prep.tokenizer_files import load_tokenizer  # noqa: E402
 from smelt.training.loader import ShardLoader  # noqa: E402
-from smelt.training.tokenizer import iter_documents, load_tokenizer, train_tokenizer  # noqa: E402
 from tests.shards.corpus_factory import documents, stdlib_sources, write_corpus  # noqa: E402
 
 WORK = os.path.join(ROOT, "bench", "work", "shards")
@@ -70,24 +74,32 @@ def prepare(megabytes: float) -> tuple[str, str, list[str]]:
     docs = stdlib_sources(int(megabytes * 1e6)) + documents()
     write_corpus(corpus, parts=4, docs=docs)
     train_tokenizer(corpus, tokenizer, vocab_size=16384, sample_bytes=8_000_000)
-    parts = sorted(os.listdir(os.path.join(corpus, "data")))
-    texts = [t for p in parts for _, t in iter_documents(os.path.join(corpus, "data", p))]
+    texts = [t for part in corpus_parts(corpus) for (t,) in iter_rows(part, ["text"])]
     return corpus, tokenizer, texts
+
+
+def corpus_parts(corpus: str) -> list[str]:
+    data = CorpusLayout.at(corpus).data_dir
+    return [os.path.join(data, name) for name in sorted(os.listdir(data))]
 
 
 SMELT = """
 import json, os, shutil, sys, time
-from smelt.training.shard_writer import build_shards
-from smelt.training.tokenizer import iter_documents, load_tokenizer
+from smelt.corpus.layout import CorpusLayout
+from smelt.corpus.tables import iter_rows
+from smelt.prep.shards import build_shards
+from smelt.prep.tokenizer_files import load_tokenizer
 kind, corpus, tokenizer, out = sys.argv[1:5]
 if kind == "smelt":
     shutil.rmtree(out, ignore_errors=True)
     start = time.process_time()
-    manifest = build_shards(corpus, tokenizer, out, val_fraction=0.01, workers=1)
-    print(json.dumps({"seconds": time.process_time() - start, "tokens": manifest.num_tokens()}))
+    built = build_shards(corpus, tokenizer, out, val_fraction=0.01, workers=1)
+    tokens = built.manifest.num_tokens()
+    print(json.dumps({"seconds": time.process_time() - start, "tokens": tokens}))
 else:  # the ceiling: the tokenizer alone on the same documents, already in memory
-    data = os.path.join(corpus, "data")
-    texts = [t for p in sorted(os.listdir(data)) for _, t in iter_documents(os.path.join(data, p))]
+    data = CorpusLayout.at(corpus).data_dir
+    parts = [os.path.join(data, name) for name in sorted(os.listdir(data))]
+    texts = [t for p in parts for (t,) in iter_rows(p, ["text"])]
     tok = load_tokenizer(tokenizer)
     encode = tok.encode_batch_fast if kind.endswith("fast") else tok.encode_batch
     start = time.process_time()
@@ -126,8 +138,8 @@ def time_datatrove(corpus: str, tokenizer: str) -> tuple[float, int]:
             PEER_PYTHON,
             "-c",
             DATATROVE,
-            os.path.join(corpus, "data"),
-            os.path.join(tokenizer, "tokenizer.json"),
+            CorpusLayout.at(corpus).data_dir,
+            TokenizerLayout.at(tokenizer).tokenizer,
             out,
             logs,
         ],

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import os
 import shutil
 import statistics
@@ -31,7 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from smelt import storage
 from smelt.model.decoder import Decoder
+from smelt.prep.layout import ShardsLayout
+from smelt.prep.shard_format import Manifest, ShardInfo
 from smelt.training import optim
 from smelt.training.config import TrainConfig
 from smelt.training.loop import build_model_config, train
@@ -42,37 +44,29 @@ VOCAB = 16384
 def write_shards(root: Path, tokens: int, seed: int = 0) -> str:
     """Random-token shards (train + val) in the exact DESIGN.md layout."""
     rng = np.random.default_rng(seed)
-    entries = []
+    layout = ShardsLayout.at(str(root))
+    shards = []
     for split, count in (("train", tokens), ("val", max(tokens // 20, 8192))):
-        (root / split).mkdir(parents=True, exist_ok=True)
         ids = rng.integers(0, VOCAB - 1, size=count, dtype=np.uint32).astype("<u4")
         ends = np.cumsum(rng.integers(200, 2000, size=count // 200 + 1))
         ends = np.append(ends[ends < count], count).astype("<u8")
         ids[ends - 1] = VOCAB - 1  # end-of-text closes each document
-        rel = f"{split}/shard_00000.bin"
-        (root / rel).write_bytes(ids.tobytes())
-        (root / rel.replace(".bin", ".idx")).write_bytes(ends.tobytes())
-        entries.append(
-            {
-                "split": split,
-                "path": rel,
-                "num_tokens": count,
-                "num_docs": len(ends),
-                "bytes": count * 4,
-                "sha256": hashlib.sha256(ids.tobytes()).hexdigest(),
-            }
+        rel = layout.shard_path(split, 0)
+        storage.write_bytes(layout.uri(rel), ids.tobytes())
+        storage.write_bytes(layout.uri(layout.idx_path(rel)), ends.tobytes())
+        shards.append(
+            ShardInfo(
+                split=split,
+                path=rel,
+                num_tokens=count,
+                num_docs=len(ends),
+                bytes=count * 4,
+                sha256=hashlib.sha256(ids.tobytes()).hexdigest(),
+            )
         )
-    manifest = {
-        "format": "smelt-shards-v1",
-        "dtype": "uint32",
-        "endianness": "little",
-        "vocab_size": VOCAB,
-        "eos_id": VOCAB - 1,
-        "tokenizer_sha256": "synthetic",
-        "shards": entries,
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    return str(root)
+    manifest = Manifest(VOCAB, VOCAB - 1, "synthetic", tuple(shards))
+    storage.write_text(layout.manifest, manifest.to_json())
+    return layout.root
 
 
 def run_smelt(config: TrainConfig) -> tuple[float, list[float]]:

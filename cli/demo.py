@@ -138,7 +138,9 @@ def step_tokenizer(ctx: DemoContext) -> None:
         "--vocab-size",
         str(ctx.args.vocab_size),
     )
-    ctx.outputs["tokenizer"] = str(ctx.tokenizer_dir / "tokenizer.json")
+    from smelt.prep.layout import TokenizerLayout
+
+    ctx.outputs["tokenizer"] = TokenizerLayout.at(str(ctx.tokenizer_dir)).tokenizer
 
 
 def step_shards(ctx: DemoContext) -> None:
@@ -157,7 +159,9 @@ def step_shards(ctx: DemoContext) -> None:
         "0.02",
     )
     run_command(ctx, "shards", "verify", str(ctx.shards_dir))
-    ctx.outputs["shards"] = str(ctx.shards_dir / "manifest.json")
+    from smelt.prep.layout import ShardsLayout
+
+    ctx.outputs["shards"] = ShardsLayout.at(str(ctx.shards_dir)).manifest
 
 
 def step_train(ctx: DemoContext) -> None:

@@ -36,5 +36,8 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
         help="parallel workers (default: every core this process may use)",
     )
     parser.add_argument(
-        "--dask-address", metavar="ADDR", help="scheduler of an existing Dask cluster"
+        "--dask-address",
+        metavar="ADDR",
+        help="scheduler of an existing Dask cluster, for --runner dask "
+        "(default: a local cluster of --workers processes)",
     )

@@ -5,37 +5,68 @@ from __future__ import annotations
 import argparse
 
 from smelt.cli.options import add_runner_arguments
-from smelt.training.shard_writer import DEFAULT_SHARD_TOKENS
+from smelt.prep.shards import DEFAULT_SHARD_TOKENS, DEFAULT_VAL_FRACTION
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     shards = subparsers.add_parser("shards", help="build or verify token shards")
     commands = shards.add_subparsers(dest="shards_command", required=True, metavar="COMMAND")
-    build = commands.add_parser("build", help="tokenize a corpus into train/val shards")
-    build.add_argument("--corpus", required=True, metavar="URI")
+    build = commands.add_parser(
+        "build",
+        help="tokenize a corpus into train/val shards",
+        description="Tokenize a finished corpus into uint32 train/val shards and their "
+        "manifest. A rerun resumes an interrupted build, and keeps a finished one built from "
+        "the same corpus, tokenizer and settings.",
+    )
+    build.add_argument(
+        "--corpus", required=True, metavar="URI", help="a finished `smelt corpus build` output"
+    )
     build.add_argument(
         "--tokenizer", required=True, metavar="URI", help="tokenizer directory or tokenizer.json"
     )
-    build.add_argument("--output", required=True, metavar="URI")
-    build.add_argument("--val-fraction", type=float, default=0.01)
+    build.add_argument(
+        "--output", required=True, metavar="URI", help="directory (or s3:// prefix) of the shards"
+    )
+    build.add_argument(
+        "--val-fraction",
+        type=float,
+        default=DEFAULT_VAL_FRACTION,
+        metavar="F",
+        help="share of documents held out for the val split, chosen by a hash of their id "
+        "(default: %(default)s)",
+    )
     build.add_argument(
         "--shard-tokens",
         type=int,
         default=DEFAULT_SHARD_TOKENS,
-        help="most tokens per shard (documents are never split)",
+        metavar="N",
+        help="most tokens per shard; documents are never split (default: %(default)s)",
     )
     add_runner_arguments(build)
+    build.add_argument(
+        "--force",
+        action="store_true",
+        help="build again from scratch even when OUTPUT holds shards current for these inputs "
+        "and settings (default: keep them; resume an interrupted build)",
+    )
     build.set_defaults(handler=run_build)
-    verify = commands.add_parser("verify", help="check every shard against the manifest")
-    verify.add_argument("uri", metavar="URI")
+    verify = commands.add_parser(
+        "verify",
+        help="check every shard against the manifest",
+        description="Read every shard and check its size, SHA-256, token ids and index against "
+        "the manifest; exit 0 only when all match.",
+    )
+    verify.add_argument("uri", metavar="URI", help="shard set root (or its manifest.json)")
     verify.set_defaults(handler=run_verify)
 
 
 def run_build(args: argparse.Namespace) -> int:
     from smelt.flows.shards_build import shards_build
-    from smelt.training.shard_writer import plan_build
+    from smelt.parallel import check_workers
+    from smelt.prep.shards import plan_build
 
     # inputs checked here first, so that a user error is one line, not a failed flow run
+    check_workers(args.workers)
     plan_build(args.corpus, args.tokenizer, args.output, args.val_fraction, args.shard_tokens)
     summary = shards_build(
         corpus=args.corpus,
@@ -46,17 +77,19 @@ def run_build(args: argparse.Namespace) -> int:
         runner=args.runner,
         workers=args.workers,
         dask_address=args.dask_address,
+        force=args.force,
     )
+    state = "up to date, " if summary["skipped"] else ""
     print(
-        f"shards: {summary['shards']} -> {summary['output']} ({summary['train_tokens']:,} train"
-        f" + {summary['val_tokens']:,} val tokens, {summary['docs']:,} documents, "
-        f"{summary['empty_docs_skipped']:,} empty skipped)"
+        f"shards: {state}{summary['shards']} -> {summary['output']} "
+        f"({summary['train_tokens']:,} train + {summary['val_tokens']:,} val tokens, "
+        f"{summary['docs']:,} documents, {summary['empty_docs_skipped']:,} empty skipped)"
     )
     return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from smelt.training.shard_verify import verify_shards
+    from smelt.prep.shard_check import verify_shards
 
     print(verify_shards(args.uri).summary())
     return 0

@@ -25,9 +25,9 @@ from smelt.flows.corpus_build import CorpusBuildParams, corpus_build, resolve_re
 from smelt.flows.shards_build import shards_build
 from smelt.flows.tokenizer_train import tokenizer_train
 from smelt.flows.train import train_flow
+from smelt.prep.shards import DEFAULT_SHARD_TOKENS
+from smelt.prep.tokenizer import DEFAULT_SAMPLE_BYTES, DEFAULT_VOCAB_SIZE
 from smelt.training.config import TrainConfig
-from smelt.training.shard_writer import DEFAULT_SHARD_TOKENS
-from smelt.training.tokenizer import DEFAULT_SAMPLE_BYTES, DEFAULT_VOCAB_SIZE
 
 try:  # a dropdown of the model presets where the model package is present
     from smelt.model.presets import PRESETS

@@ -1,9 +1,11 @@
 """The `shards-build` flow: a corpus and a tokenizer -> uint32 train/val shards + manifest.
 
-    plan -> tokenize (a task per partition, on the chosen task runner) -> pack -> manifest
+    plan -> tokenize (a task run per partition) -> pack (a task run per shard) -> manifest
 
-A flow's task runner is fixed when it starts, so the outer flow picks it from its parameters
-and runs the stages as a subflow on it (as `corpus-build` does).
+The steps are `smelt.prep.shards.run_build`, the same code a plain `build_shards` runs, here on
+a `PrefectExecutor`. A flow's task runner is fixed when it starts, so for `runner="dask"` the
+build runs as a subflow on a `DaskTaskRunner` (as `corpus-build` does); `process` and `thread`
+run it in this flow, whose task runs wait on a warm process pool or do the work themselves.
 """
 
 from __future__ import annotations
@@ -13,18 +15,23 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from smelt.parallel import check_workers
+from smelt.prep.shards import DEFAULT_SHARD_TOKENS, DEFAULT_VAL_FRACTION, BuildPlan, plan_build
+from smelt.prep.shards import run_build as run_shards_build
 from smelt.tasks.runners import make_task_runner
-from smelt.tasks.shards import pack_shards, plan_shards, tokenize_partition, write_manifest
-from smelt.training.shard_writer import DEFAULT_SHARD_TOKENS, BuildPlan
+from smelt.tasks.shards import shards_executor
+
+
+def _build(plan: BuildPlan, runner: str, workers: int, force: bool) -> dict[str, Any]:
+    """Tokenize every partition and pack every shard as task runs, then publish the manifest."""
+    with shards_executor(runner, workers) as executor:
+        return run_shards_build(plan, executor, force).summary()
 
 
 @flow(name="shards-build-stages")
-def shards_build_stages(plan: BuildPlan) -> dict[str, Any]:
-    """Tokenize every partition in parallel, then pack and publish the manifest."""
-    futures = [tokenize_partition.submit(plan, i) for i in range(len(plan.partitions))]
-    parts = [f.result() for f in futures]
-    shards = pack_shards(plan, parts)
-    return write_manifest(plan, parts, shards)
+def shards_build_stages(plan: BuildPlan, workers: int, force: bool = False) -> dict[str, Any]:
+    """The build as a subflow whose task runner is a `DaskTaskRunner`."""
+    return _build(plan, "dask", workers, force)
 
 
 @flow(name="shards-build")
@@ -32,17 +39,26 @@ def shards_build(
     corpus: str,
     tokenizer: str,
     output: str,
-    val_fraction: float = 0.01,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
     runner: Literal["process", "thread", "dask"] = "process",
     workers: int | None = None,
     dask_address: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Tokenize `corpus` with `tokenizer` into shards at `output`; returns a summary."""
-    plan = plan_shards(corpus, tokenizer, output, val_fraction, shard_tokens)
+    """Tokenize `corpus` with `tokenizer` into shards at `output`; returns a summary.
+
+    Shards at `output` already built from the same corpus, tokenizer and settings are kept
+    (`skipped` in the summary) unless `force`; an interrupted build resumes.
+    """
+    workers = check_workers(workers)
+    plan = plan_build(corpus, tokenizer, output, val_fraction, shard_tokens)
     get_run_logger().info("%d corpus partitions -> %s", len(plan.partitions), plan.output_uri)
-    task_runner = make_task_runner(runner, workers, dask_address)
-    summary = shards_build_stages.with_options(task_runner=task_runner)(plan)
+    if runner == "dask":
+        task_runner = make_task_runner(runner, workers, dask_address)
+        summary = shards_build_stages.with_options(task_runner=task_runner)(plan, workers, force)
+    else:
+        summary = _build(plan, runner, workers, force)
     create_table_artifact(
         key="shards-build",
         table=[{"count": k, "value": v} for k, v in summary.items()],

@@ -8,12 +8,13 @@ and a restored stream continues with exactly the next window (also with a differ
 
 Windows are read with `os.pread`, never a long-lived memmap, so resident memory stays flat
 over long runs. S3 shards are downloaded once into a local cache and checked against the
-manifest's SHA-256; every shard is verified (checksum, ids < vocab) on its first open in a
-process, and a bad one raises `IntegrityError` naming it.
+manifest's SHA-256; every shard gets the full integrity check (`smelt.prep.shard_check`) on its
+first open in a process, and a bad one raises `IntegrityError` naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -25,18 +26,12 @@ import torch
 
 from smelt import storage
 from smelt.errors import ConfigError, InputError, IntegrityError
-from smelt.training.shard_format import (
-    OFFSET_DTYPE,
-    TOKEN_DTYPE,
-    Manifest,
-    ShardInfo,
-    open_manifest,
-)
+from smelt.prep.shard_check import check_local_shard, read_offsets
+from smelt.prep.shard_format import TOKEN_DTYPE, Manifest, ShardInfo, open_manifest, shard_error
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
-_VERIFIED: set[tuple[str, int, int, str]] = set()  # (path, size, mtime_ns, sha256) this process
 
 
 @dataclass
@@ -95,8 +90,9 @@ class ShardReader:
         nbytes = (self.seq_len + 1) * TOKEN_DTYPE.itemsize
         raw = os.pread(fd, nbytes, start * TOKEN_DTYPE.itemsize)
         if len(raw) != nbytes:
-            raise IntegrityError(
-                f"shard {self.shards[shard_no].path}: short read at token {start} (file truncated?)"
+            raise shard_error(
+                self.manifest.shard_uri(self.shards[shard_no]),
+                f"short read at token {start} (truncated since it was checked)",
             )
         tokens = np.frombuffer(raw, dtype=TOKEN_DTYPE)
         if not with_doc_ids:
@@ -117,80 +113,53 @@ class ShardReader:
         if fd is not None:
             return fd
         shard = self.shards[shard_no]
-        local = self._local_path(shard)
-        if self.verify:
-            name = self.manifest.shard_uri(shard)
+        name = self.manifest.shard_uri(shard)
+        local_bin, local_idx = self._local_paths(shard)
+        if not self.verify:
+            self._ends[shard_no] = read_offsets(local_idx, shard, name)
+        else:
             try:
-                verify_shard_file(local, shard, self.manifest.vocab_size, name)
+                self._ends[shard_no] = check_local_shard(
+                    local_bin, local_idx, shard, self.manifest, name
+                )
             except IntegrityError:
-                if local == storage.normalize(name):
+                if not storage.is_s3(name):
                     raise
-                log.warning("cached copy %s of %s is damaged: downloading it again", local, name)
-                os.remove(local)
-                local = self._local_path(shard)
-                verify_shard_file(local, shard, self.manifest.vocab_size, name)
-        self._ends[shard_no] = self._read_ends(shard)
-        fd = os.open(local, os.O_RDONLY)
+                log.warning("cached copy of %s is damaged: downloading it again", name)
+                for path in (local_bin, local_idx):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(path)
+                local_bin, local_idx = self._local_paths(shard)
+                self._ends[shard_no] = check_local_shard(
+                    local_bin, local_idx, shard, self.manifest, name
+                )
+        fd = os.open(local_bin, os.O_RDONLY)
         self._fds[shard_no] = fd
         return fd
 
-    def _local_path(self, shard: ShardInfo) -> str:
-        """The shard itself when local; for S3 a cached copy (downloaded once, SHA-256 checked)."""
-        uri = self.manifest.shard_uri(shard)
-        if not storage.is_s3(uri):
-            return storage.normalize(uri)
-        local = os.path.join(self.cache_dir, shard.path)
-        if not (os.path.exists(local) and os.path.getsize(local) == shard.bytes):
+    def _local_paths(self, shard: ShardInfo) -> tuple[str, str]:
+        """Local `.bin` and `.idx` of a shard: the files themselves, or for S3 cached copies
+        (the `.bin` downloaded once and SHA-256 checked on the way)."""
+        bin_uri, idx_uri = self.manifest.shard_uri(shard), self.manifest.idx_uri(shard)
+        if not storage.is_s3(bin_uri):
+            return storage.normalize(bin_uri), storage.normalize(idx_uri)
+        local_bin = os.path.join(self.cache_dir, shard.path)
+        local_idx = os.path.join(self.cache_dir, shard.idx_path)
+        if not (os.path.exists(local_bin) and os.path.getsize(local_bin) == shard.bytes):
             from smelt.storage.transfer import download_file
 
-            log.info("downloading %s to %s", uri, local)
+            log.info("downloading %s to %s", bin_uri, local_bin)
             try:
-                download_file(uri, local, sha256=shard.sha256)
-            except IntegrityError as exc:
-                raise IntegrityError(f"shard {exc}; rebuild or re-upload it") from None
-        return local
-
-    def _read_ends(self, shard: ShardInfo) -> np.ndarray:
-        uri = self.manifest.idx_uri(shard)
-        if storage.is_s3(uri):
-            local = os.path.join(self.cache_dir, shard.idx_path)
-            if not os.path.exists(local):
-                storage.get_file(uri, local)
-            uri = local
-        ends = np.fromfile(storage.normalize(uri), dtype=OFFSET_DTYPE).astype(np.int64)
-        if len(ends) != shard.num_docs or (len(ends) and ends[-1] != shard.num_tokens):
-            raise IntegrityError(
-                f"index {uri} does not match its manifest entry "
-                f"({len(ends)} docs, last offset {ends[-1] if len(ends) else 0})"
-            )
-        return ends
-
-
-def verify_shard_file(local_path: str, shard: ShardInfo, vocab_size: int, name: str) -> None:
-    """SHA-256 and id range of a local copy of `shard`, memoized per process by file identity."""
-    stat = os.stat(local_path)
-    key = (local_path, stat.st_size, stat.st_mtime_ns, shard.sha256)
-    if key in _VERIFIED:
-        return
-    if stat.st_size != shard.bytes:
-        raise IntegrityError(
-            f"shard {name} is {stat.st_size} bytes, the manifest expects "
-            f"{shard.bytes}; rebuild with `smelt shards build`"
-        )
-    digest, top = hashlib.sha256(), -1
-    with open(local_path, "rb") as fh:
-        while chunk := fh.read(1 << 24):
-            digest.update(chunk)
-            if chunk:
-                top = max(top, int(np.frombuffer(chunk, dtype=TOKEN_DTYPE).max()))
-    if digest.hexdigest() != shard.sha256:
-        raise IntegrityError(
-            f"shard {name}: SHA-256 {digest.hexdigest()[:16]}… does not match "
-            f"the manifest's {shard.sha256[:16]}… (corrupted); rebuild it"
-        )
-    if top >= vocab_size:
-        raise IntegrityError(f"shard {name}: token id {top} >= vocab_size {vocab_size}")
-    _VERIFIED.add(key)
+                download_file(bin_uri, local_bin, sha256=shard.sha256)
+            except IntegrityError:
+                raise shard_error(
+                    bin_uri,
+                    "its SHA-256 does not match the manifest's (corrupted on S3)",
+                    "re-upload it or rebuild with `smelt shards build`",
+                ) from None
+        if not os.path.exists(local_idx):
+            storage.get_file(idx_uri, local_idx)
+        return local_bin, local_idx
 
 
 def _permutation(num_windows: int, seed: int, epoch: int) -> np.ndarray:

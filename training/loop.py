@@ -30,6 +30,7 @@ from smelt.errors import ConfigError, SmeltError
 from smelt.model.config import ModelConfig
 from smelt.model.decoder import Decoder
 from smelt.model.presets import DEFAULT_VOCAB, get_preset
+from smelt.prep.shard_format import open_manifest
 from smelt.training import distributed, optim, rng
 from smelt.training.checkpoint import LoadedCheckpoint
 from smelt.training.checkpointer import Checkpointer
@@ -40,7 +41,6 @@ from smelt.training.metrics import MetricsLogger, Throughput, peak_flops
 from smelt.training.resume import prepare_run
 from smelt.training.run_dir import METRICS_FILE, RunDir
 from smelt.training.schedule import LRSchedule
-from smelt.training.shard_format import open_manifest
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ import logging
 
 from smelt.errors import ConfigError
 from smelt.model.config import ModelConfig
+from smelt.prep.shard_format import Manifest
 from smelt.training import checkpoint, distributed
 from smelt.training.checkpoint import LoadedCheckpoint
 from smelt.training.config import TrainConfig
@@ -19,7 +20,6 @@ from smelt.training.run_dir import (
     copy_tokenizer,
     resolve_tokenizer,
 )
-from smelt.training.shard_format import Manifest
 
 log = logging.getLogger(__name__)
 

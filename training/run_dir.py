@@ -18,13 +18,14 @@ from typing import Any
 
 from smelt import storage
 from smelt.errors import ConfigError, InputError
+from smelt.prep.layout import ShardsLayout, TokenizerLayout
 from smelt.training import checkpoint
 from smelt.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
-TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_FILE = TokenizerLayout.TOKENIZER  # a run keeps its tokenizer as OUTPUT/tokenizer.json
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -159,22 +160,21 @@ def resolve_tokenizer(config: TrainConfig) -> str | None:
     """The tokenizer URI: --tokenizer, else <shards>/tokenizer.json, else the one the shards'
     build report names; None when none can be found (generate/export then need one)."""
     if config.tokenizer:
-        uri = config.tokenizer
-        uri = uri if uri.endswith(".json") else storage.join(uri, TOKENIZER_FILE)
+        uri = TokenizerLayout.file_uri(config.tokenizer)
         if not storage.exists(uri):
             raise InputError(
                 f"tokenizer not found: {uri}; pass the tokenizer.json the shards "
                 "were built with (--tokenizer)"
             )
         return uri
-    beside = storage.join(config.shards, TOKENIZER_FILE)
+    beside = TokenizerLayout.at(config.shards).tokenizer
     if storage.exists(beside):
         return beside
-    report_uri = storage.join(config.shards, "build_report.json")
+    report_uri = ShardsLayout.at(config.shards).build_report
     if storage.exists(report_uri):
         recorded = json.loads(storage.read_text(report_uri)).get("tokenizer")
         if recorded:
-            uri = recorded if recorded.endswith(".json") else storage.join(recorded, TOKENIZER_FILE)
+            uri = TokenizerLayout.file_uri(recorded)
             if storage.exists(uri):
                 return uri
     log.warning(

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from smelt.errors import ConfigError, InputError
+from smelt.prep.shard_format import open_manifest
 from smelt.training.loader import ShardLoader, eval_batches
-from smelt.training.shard_format import open_manifest
 
 RESUME_SCRIPT = """
 import json, sys, torch

@@ -14,6 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from smelt import storage
+from smelt.corpus.config import CorpusConfig
+from smelt.corpus.layout import CorpusLayout
+from smelt.storage.stage import fingerprint
 
 SPECIAL_DOCS = [
     (
@@ -63,8 +66,14 @@ def write_corpus(
     limit: int | None = None,
     with_stats: bool = True,
     docs: list[tuple[str, str]] | None = None,
+    with_config: bool = True,
+    placeholders: dict[str, str] | None = None,
 ) -> list[tuple[str, str]]:
-    """A finished corpus at `root` (local path or s3://) in `parts` partitions; returns docs."""
+    """A finished corpus at `root` (local path or s3://) in `parts` partitions; returns docs.
+
+    Like `smelt corpus build`, it records its fingerprint and config in `config.json` (unless
+    `with_config` is false: a corpus from elsewhere), with `placeholders` as its PII ones.
+    """
     docs = docs if docs is not None else documents(limit)
     per_part = -(-len(docs) // parts)
     for p in range(parts):
@@ -77,9 +86,16 @@ def write_corpus(
                 "url": [None] * len(chunk),
             }
         )
-        uri = storage.join(root, "data", f"part-{p:05d}.parquet")
+        uri = CorpusLayout.at(root).data(p)
         with storage.atomic_local_path(uri, suffix=".parquet") as tmp:
             pq.write_table(table, tmp)
+    layout = CorpusLayout.at(root)
+    if with_config:
+        config = CorpusConfig().to_dict()
+        if placeholders is not None:
+            config["pii"]["placeholders"] = placeholders
+        record = {"fingerprint": fingerprint("test-corpus", docs, parts, config), "config": config}
+        storage.write_text(layout.config, json.dumps(record))
     if with_stats:
         stats = {
             "input_docs": len(docs),
@@ -89,7 +105,7 @@ def write_corpus(
             "duplicates": {"exact": 0, "near": 0},
             "pii": {},
         }
-        storage.write_text(storage.join(root, "stats.json"), json.dumps(stats))
+        storage.write_text(layout.stats, json.dumps(stats))
     return docs
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from smelt.training.shard_writer import build_shards
-from smelt.training.tokenizer import train_tokenizer
+from smelt.prep.shards import build_shards
+from smelt.prep.tokenizer import train_tokenizer
 from tests.shards.corpus_factory import write_corpus
 
 TINY_VOCAB = 1024

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from smelt.training.tokenizer import load_tokenizer
+from smelt.prep.tokenizer_files import load_tokenizer
 
 
 def read_manifest(root: str) -> dict:

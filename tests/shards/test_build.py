@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from smelt.errors import ConfigError, InputError
-from smelt.training.shard_writer import build_shards
-from smelt.training.tokenizer import id_fraction, load_tokenizer
+from smelt.prep.corpus_input import id_fraction
+from smelt.prep.shards import build_shards
+from smelt.prep.tokenizer_files import load_tokenizer
 from tests.shards.corpus_factory import nonempty, tree_bytes, write_corpus
 from tests.shards.fixtures import SHARD_TOKENS, VAL_FRACTION
 from tests.shards.helpers import decoded_texts, read_manifest, shard_docs
@@ -141,7 +142,7 @@ def test_unfinished_corpus_is_refused(tiny_tokenizer, tmp_path):
         build_shards(str(tmp_path / "nowhere"), tiny_tokenizer, str(tmp_path / "out"))
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "stats.json").write_text("{}")
-    with pytest.raises(InputError, match="no data/part"):
+    with pytest.raises(InputError, match="no Parquet partitions"):
         build_shards(str(tmp_path / "empty"), tiny_tokenizer, str(tmp_path / "out"))
     assert not (tmp_path / "out" / "manifest.json").exists()
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 
 import pytest
 
+from smelt.cli.main import build_parser
 from tests.shards.corpus_factory import tree_bytes
 from tests.shards.fixtures import SHARD_TOKENS, TINY_VOCAB, VAL_FRACTION
 
@@ -80,3 +82,28 @@ def test_cli_trains_builds_and_verifies(
     )
     assert missing.returncode == 2 and missing.stderr.startswith("error: input not found")
     assert "Traceback" not in missing.stderr
+
+
+def _command(*names: str) -> argparse.ArgumentParser:
+    parser = build_parser()
+    for name in names:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    return parser
+
+
+@pytest.mark.parametrize(
+    "command", [("tokenizer", "train"), ("shards", "build"), ("shards", "verify")]
+)
+def test_every_flag_has_help_with_its_default(command):
+    parser = _command(*command)
+    shown = " ".join(parser.format_help().split())
+    assert parser.description
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.help, f"{action.dest} has no help"
+        if action.option_strings and not action.required:
+            assert "(default:" in action.help, f"{action.dest} does not show its default"
+            if isinstance(action.default, int | float) and not isinstance(action.default, bool):
+                assert f"(default: {action.default})" in shown, action.dest

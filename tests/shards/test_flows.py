@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from smelt.errors import ConfigError
 from smelt.flows.shards_build import shards_build
 from smelt.flows.tokenizer_train import tokenizer_train
 from tests.shards.corpus_factory import tree_bytes
@@ -34,7 +35,14 @@ def test_tokenizer_flow_publishes_its_report(
     assert artifact is not None and "bytes per token" in artifact.data
 
 
-@pytest.mark.parametrize("runner", [pytest.param("process", marks=pytest.mark.slow), "thread"])
+@pytest.mark.parametrize(
+    "runner",
+    [
+        pytest.param("process", marks=pytest.mark.slow),
+        "thread",
+        pytest.param("dask", marks=pytest.mark.slow),
+    ],
+)
 def test_shards_flow_matches_the_library_build(
     runner, prefect_harness, tiny_corpus, tiny_tokenizer, tiny_shards, tmp_path
 ):
@@ -51,3 +59,28 @@ def test_shards_flow_matches_the_library_build(
     built, reference = tree_bytes(str(tmp_path)), tree_bytes(tiny_shards)
     assert built.pop("build_report.json") and reference.pop("build_report.json")
     assert built == reference
+
+
+def test_flows_keep_current_outputs(prefect_harness, tiny_corpus, tiny_tokenizer, tmp_path):
+    tok = str(tmp_path / "tok")
+    trained = tokenizer_train(corpus=tiny_corpus[0], output=tok, vocab_size=400)
+    kept = tokenizer_train(corpus=tiny_corpus[0], output=tok, vocab_size=400)
+    assert not trained["skipped"] and kept["skipped"]
+    assert kept["tokenizer_sha256"] == trained["tokenizer_sha256"]
+    out = str(tmp_path / "shards")
+    settings = {"val_fraction": VAL_FRACTION, "runner": "thread", "workers": 2}
+    built = shards_build(corpus=tiny_corpus[0], tokenizer=tok, output=out, **settings)
+    again = shards_build(corpus=tiny_corpus[0], tokenizer=tok, output=out, **settings)
+    assert not built["skipped"] and again["skipped"]
+    assert {k: v for k, v in again.items() if k != "skipped"} == {
+        k: v for k, v in built.items() if k != "skipped"
+    }
+    forced = shards_build(corpus=tiny_corpus[0], tokenizer=tok, output=out, force=True, **settings)
+    assert not forced["skipped"]
+
+
+def test_shards_flow_refuses_zero_workers(prefect_harness, tiny_corpus, tiny_tokenizer, tmp_path):
+    with pytest.raises(ConfigError, match="--workers"):
+        shards_build(
+            corpus=tiny_corpus[0], tokenizer=tiny_tokenizer, output=str(tmp_path), workers=0
+        )

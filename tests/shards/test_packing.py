@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smelt.training.shard_writer import pack_documents
+from smelt.prep.packing import pack_documents
 
 doc_lengths = st.lists(st.integers(min_value=1, max_value=300), max_size=40)
 

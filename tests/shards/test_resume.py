@@ -11,22 +11,22 @@ import time
 
 import pytest
 
-from smelt.training import shard_writer
+from smelt.prep import shards, tokenize
 from tests.shards.corpus_factory import tree_bytes, write_corpus
 
 # The build of the real code, slowed down in one step so that the test can kill it midway.
 SLOW_BUILD = """
 import sys, time
-import smelt.training.shard_writer as sw
+import smelt.prep.shards as shards
 phase, corpus, tokenizer, output = sys.argv[1:5]
-name = "tokenize_partition" if phase == "tokenize" else "_pack_one"
-original = getattr(sw, name)
+name = "tokenize_partition" if phase == "tokenize" else "pack_shard"
+original = getattr(shards, name)
 def slow(*args, **kwargs):
     result = original(*args, **kwargs)
     time.sleep(0.4)
     return result
-setattr(sw, name, slow)
-sw.build_shards(corpus, tokenizer, output, val_fraction=0.1, shard_tokens=8000)
+setattr(shards, name, slow)
+shards.build_shards(corpus, tokenizer, output, val_fraction=0.1, shard_tokens=8000)
 """
 
 
@@ -44,7 +44,7 @@ def test_killed_build_resumes_to_identical_bytes(
     phase, marker_glob, eight_part_corpus, tiny_tokenizer, tmp_path, monkeypatch
 ):
     reference = str(tmp_path / "reference")
-    shard_writer.build_shards(
+    shards.build_shards(
         eight_part_corpus, tiny_tokenizer, reference, val_fraction=0.1, shard_tokens=8000
     )
     output = str(tmp_path / "killed")
@@ -65,11 +65,11 @@ def test_killed_build_resumes_to_identical_bytes(
     }
 
     read: list[str] = []
-    original = shard_writer.iter_documents
+    original = tokenize.iter_rows
     monkeypatch.setattr(
-        shard_writer, "iter_documents", lambda uri, *a: read.append(uri) or original(uri, *a)
+        tokenize, "iter_rows", lambda uri, *a: read.append(uri) or original(uri, *a)
     )
-    shard_writer.build_shards(
+    shards.build_shards(
         eight_part_corpus, tiny_tokenizer, output, val_fraction=0.1, shard_tokens=8000
     )
 

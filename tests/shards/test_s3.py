@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from smelt import storage
+from smelt.prep.shard_check import verify_shards
+from smelt.prep.shards import build_shards
 from smelt.training.loader import ShardLoader
-from smelt.training.shard_verify import verify_shards
-from smelt.training.shard_writer import build_shards
 from tests.shards.corpus_factory import tree_bytes, write_corpus
 from tests.shards.fixtures import SHARD_TOKENS, VAL_FRACTION
 

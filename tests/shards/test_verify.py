@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from smelt.errors import InputError, IntegrityError
+from smelt.prep.shard_check import verify_shards
+from smelt.prep.shard_format import open_manifest
 from smelt.training.loader import ShardLoader
-from smelt.training.shard_format import open_manifest
-from smelt.training.shard_verify import verify_shards
 
 SHARD = "train/shard_00001.bin"
 
@@ -92,7 +92,7 @@ def test_idx_that_disagrees_with_data_is_refused(shards_copy):
 def test_truncated_shard_is_refused_before_training(shards_copy):
     path = os.path.join(shards_copy, SHARD)
     os.truncate(path, os.path.getsize(path) - 4)
-    with pytest.raises(IntegrityError, match=f"{SHARD} is .* bytes"):
+    with pytest.raises(IntegrityError, match=f"{SHARD}: .* bytes, the manifest expects"):
         open_manifest(shards_copy)
     result = smelt_cli("shards", "verify", shards_copy)
     assert result.returncode != 0 and SHARD in result.stderr
@@ -100,7 +100,7 @@ def test_truncated_shard_is_refused_before_training(shards_copy):
 
 def test_absent_shard_is_refused_before_training(shards_copy):
     os.remove(os.path.join(shards_copy, SHARD))
-    with pytest.raises(IntegrityError, match=f"{SHARD} is listed in the manifest but absent"):
+    with pytest.raises(IntegrityError, match=f"{SHARD}: listed in the manifest but absent"):
         ShardLoader(shards_copy)
 
 
@@ -117,3 +117,37 @@ def test_missing_or_foreign_manifest_is_refused(shards_copy, tmp_path):
         json.dump(manifest, fh)
     with pytest.raises(IntegrityError, match="smelt-shards-v0"):
         ShardLoader(shards_copy)
+
+
+def test_idx_that_disagrees_with_data_is_refused_by_the_loader(shards_copy):
+    idx = os.path.join(shards_copy, SHARD[:-4] + ".idx")
+    flip_byte(idx, 8 * 3)  # the fourth document's end offset: still increasing, but wrong
+    loader = ShardLoader(shards_copy, batch_size=64, seq_len=64, seed=0)
+    with pytest.raises(IntegrityError, match=f"{SHARD}: document 3 does not end"):
+        for _ in range(loader.steps_per_epoch):
+            loader.next_batch()
+
+
+def test_the_loader_checks_a_shard_once_per_process_until_it_changes(shards_copy, monkeypatch):
+    from smelt.prep import shard_check
+
+    checked: list[str] = []
+    original = shard_check.check_shard
+    monkeypatch.setattr(
+        shard_check, "check_shard", lambda path, *a: checked.append(path) or original(path, *a)
+    )
+
+    def read_all() -> None:
+        loader = ShardLoader(shards_copy, batch_size=64, seq_len=64, seed=0)
+        for _ in range(loader.steps_per_epoch):
+            loader.next_batch()
+        loader.close()
+
+    read_all()
+    shards = len(open_manifest(shards_copy).split("train"))
+    assert len(checked) == len(set(checked)) == shards
+    read_all()
+    assert len(checked) == shards  # a second loader in this process trusts the first check
+    os.utime(os.path.join(shards_copy, SHARD))  # touched: it could be another file now
+    read_all()
+    assert checked[shards:] == [os.path.join(shards_copy, SHARD)]

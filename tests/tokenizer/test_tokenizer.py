@@ -10,22 +10,19 @@ from tokenizers import Tokenizer
 
 from smelt.corpus.config import PiiConfig
 from smelt.errors import ConfigError, InputError
-from smelt.training.tokenizer import (
-    CHAT_TEMPLATE,
-    CONTROL_TOKENS,
-    EOS,
-    load_tokenizer,
-    special_tokens,
-    train_tokenizer,
-)
+from smelt.prep.specials import CHAT_TEMPLATE, CONTROL_TOKENS, EOS, special_tokens
+from smelt.prep.tokenizer import train_tokenizer
+from smelt.prep.tokenizer_files import check_tokenizer, load_tokenizer
 from tests.shards.corpus_factory import stdlib_sources, write_corpus
+
+DEFAULT_SPECIALS = special_tokens(PiiConfig().placeholders.values())
 
 
 def test_specials_are_atomic_and_round_trip(tiny_tokenizer):
     tokenizer = Tokenizer.from_file(os.path.join(tiny_tokenizer, "tokenizer.json"))
     placeholders = list(PiiConfig().placeholders.values())
-    assert set(CONTROL_TOKENS) | set(placeholders) == set(special_tokens())
-    for token in special_tokens():
+    assert set(CONTROL_TOKENS) | set(placeholders) == set(DEFAULT_SPECIALS)
+    for token in DEFAULT_SPECIALS:
         ids = tokenizer.encode(token).ids
         assert len(ids) == 1 and ids[0] == tokenizer.token_to_id(token), token
     assert tokenizer.token_to_id(EOS) == 0
@@ -42,7 +39,7 @@ def test_digits_are_never_merged(tiny_tokenizer):
     digit_tokens = [t for t in encoding.tokens if any(c.isdigit() for c in t)]
     assert digit_tokens and all(sum(c.isdigit() for c in t) == 1 for t in digit_tokens)
     for token in tokenizer.get_vocab():
-        assert sum(c.isdigit() for c in token) <= 1 or token in special_tokens(), token
+        assert sum(c.isdigit() for c in token) <= 1 or token in DEFAULT_SPECIALS, token
     merges = json.loads(tokenizer.to_str())["model"]["merges"]
     for merge in merges:
         left, right = merge if isinstance(merge, list) else merge.split(" ")
@@ -140,8 +137,6 @@ def test_bad_inputs_are_refused(tiny_corpus, tmp_path):
 
 
 def test_vocabulary_beyond_uint32_is_refused(tiny_tokenizer):
-    from smelt.training.tokenizer import check_tokenizer
-
     real = load_tokenizer(tiny_tokenizer)
 
     class Huge:  # the real tokenizer, claiming more ids than uint32 shards can store

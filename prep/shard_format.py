@@ -1,15 +1,17 @@
 """The on-disk contract of token shards (DESIGN.md, "Shards"), and its early validation.
 
-A dataset is `ROOT/manifest.json` plus `ROOT/{train,val}/shard_NNNNN.{bin,idx}`: `.bin` holds
+A dataset is a manifest plus `{train,val}` shards (`ShardsLayout` names the files): `.bin` holds
 little-endian uint32 token ids (each document = its tokens + the end-of-text id), `.idx` the
 little-endian uint64 end offset (in tokens) of each document. The manifest is written last, so
 a prefix without one holds no finished dataset. `open_manifest` is what training calls before
 its first step: every error a user can fix (wrong path, old format, a shard missing or of the
-wrong size) surfaces there, naming the object.
+wrong size) surfaces there, naming the object. The full check of a shard's content is
+`smelt.prep.shard_check`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -18,16 +20,21 @@ import numpy as np
 
 from smelt import storage
 from smelt.errors import InputError, IntegrityError
+from smelt.prep.layout import ShardsLayout
 
 log = logging.getLogger(__name__)
 
 FORMAT = "smelt-shards-v1"
-MANIFEST_NAME = "manifest.json"
-BUILD_REPORT_NAME = "build_report.json"
-SPLITS = ("train", "val")
+SPLITS = ShardsLayout.SPLITS
 TOKEN_DTYPE = np.dtype("<u4")
 OFFSET_DTYPE = np.dtype("<u8")
 MAX_VOCAB = 2**32
+REBUILD = "rebuild with `smelt shards build`"
+
+
+def shard_error(name: str, problem: str, fix: str = REBUILD) -> IntegrityError:
+    """The one form of every shard integrity error: `shard NAME: PROBLEM; FIX`."""
+    return IntegrityError(f"shard {name}: {problem}; {fix}")
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class ShardInfo:
     @property
     def idx_path(self) -> str:
         """The `.idx` beside the `.bin` (same stem)."""
-        return self.path[: -len(".bin")] + ".idx"
+        return ShardsLayout.idx_path(self.path)
 
 
 @dataclass(frozen=True)
@@ -61,11 +68,15 @@ class Manifest:
         """Shards of one split, in manifest order."""
         return tuple(s for s in self.shards if s.split == name)
 
+    @property
+    def layout(self) -> ShardsLayout:
+        return ShardsLayout(self.root)
+
     def shard_uri(self, shard: ShardInfo) -> str:
-        return storage.join(self.root, shard.path)
+        return self.layout.uri(shard.path)
 
     def idx_uri(self, shard: ShardInfo) -> str:
-        return storage.join(self.root, shard.idx_path)
+        return self.layout.uri(shard.idx_path)
 
     def num_tokens(self, split: str | None = None) -> int:
         return sum(s.num_tokens for s in self.shards if split is None or s.split == split)
@@ -84,15 +95,6 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
-
-
-def manifest_uri(root: str) -> str:
-    return storage.join(root, MANIFEST_NAME)
-
-
-def shard_path(split: str, number: int) -> str:
-    """Relative path of shard `number` of `split`: `train/shard_00000.bin`."""
-    return f"{split}/shard_{number:05d}.bin"
 
 
 def parse_manifest(data: dict, where: str) -> Manifest:
@@ -124,7 +126,7 @@ def parse_manifest(data: dict, where: str) -> Manifest:
     if not 0 <= eos_id < vocab_size:
         raise IntegrityError(f"{where}: eos_id {eos_id} is outside the vocabulary ({vocab_size})")
     for shard in shards:
-        if shard.split not in SPLITS or not shard.path.endswith(".bin"):
+        if shard.split not in SPLITS or not ShardsLayout.is_shard_path(shard.path):
             raise IntegrityError(f"{where}: bad shard entry {shard.path!r} ({shard.split!r})")
         if shard.bytes != shard.num_tokens * TOKEN_DTYPE.itemsize:
             raise IntegrityError(
@@ -151,9 +153,8 @@ def open_manifest(uri: str, check_files: bool = True) -> Manifest:
     With `check_files`, every listed `.bin` and `.idx` must exist with the expected size (one
     listing, no data read): a dataset that would fail mid-training fails here instead.
     """
-    root = storage.parent(uri) if uri.rstrip("/").endswith(MANIFEST_NAME) else uri.rstrip("/")
-    root = storage.normalize(root)
-    where = manifest_uri(root)
+    layout = ShardsLayout.at(uri)
+    root, where = layout.root, layout.manifest
     if not storage.exists(where):
         hint = (
             "no finished shard dataset there (the manifest is written last: an interrupted "
@@ -164,32 +165,29 @@ def open_manifest(uri: str, check_files: bool = True) -> Manifest:
         data = json.loads(storage.read_text(where))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IntegrityError(f"{where}: not valid JSON ({exc}); rebuild the shards") from None
-    manifest = parse_manifest(data, where)
-    manifest = Manifest(
-        manifest.vocab_size, manifest.eos_id, manifest.tokenizer_sha256, manifest.shards, root=root
-    )
+    manifest = dataclasses.replace(parse_manifest(data, where), root=root)
     if check_files:
         check_shard_files(manifest)
     return manifest
 
 
 def check_shard_files(manifest: Manifest) -> None:
-    """Every listed shard and its `.idx` present with the size the manifest implies."""
+    """Every listed shard and its `.idx` present with the size the manifest implies.
+
+    The cheap check (one listing, no data read) that `open_manifest` runs; `shard_check`
+    reads the content.
+    """
     sizes = _file_sizes(manifest.root)
     for shard in manifest.shards:
         expected = {shard.path: shard.bytes, shard.idx_path: shard.num_docs * OFFSET_DTYPE.itemsize}
         for rel, want in expected.items():
             got = sizes.get(rel)
             if got is None:
-                raise IntegrityError(
-                    f"shard {storage.join(manifest.root, rel)} is listed in the "
-                    "manifest but absent; rebuild with `smelt shards build`"
-                )
+                raise shard_error(manifest.layout.uri(rel), "listed in the manifest but absent")
             if got != want:
-                raise IntegrityError(
-                    f"shard {storage.join(manifest.root, rel)} is {got} bytes, "
-                    f"the manifest expects {want} (truncated or replaced); "
-                    "rebuild with `smelt shards build`"
+                raise shard_error(
+                    manifest.layout.uri(rel),
+                    f"{got} bytes, the manifest expects {want} (truncated or replaced)",
                 )
 
 

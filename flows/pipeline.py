@@ -1,8 +1,10 @@
 """The `pretrain-pipeline` flow: corpus-build -> tokenizer-train -> shards-build -> train.
 
 Stages pass URIs only. A stage whose output is finished and was built from the same inputs and
-config is skipped (`pipeline_records.py` says how each is recognized), so rerunning the pipeline
-after a failure, or nightly with unchanged inputs, redoes only what changed.
+config is skipped: each stage's done-marker records the fingerprint of its inputs
+(`smelt.storage.stage`), and the corpus, tokenizer and shard flows compare it themselves, so
+rerunning the pipeline after a failure, or nightly with unchanged inputs, redoes only what
+changed. `force` rebuilds every stage.
 
 Training goes through `run_deployment("train/<deployment>")` when `train_via_deployment` is set
 (the deployed pipeline: CPU stages on the `process` pool, training on the GPU pool, e.g. a
@@ -20,12 +22,12 @@ from pydantic import BaseModel, Field
 
 from smelt import storage
 from smelt.corpus.build import current_fingerprint
-from smelt.flows import pipeline_records as records
 from smelt.flows.corpus_build import CorpusBuildParams, corpus_build, resolve_request
 from smelt.flows.shards_build import shards_build
 from smelt.flows.tokenizer_train import tokenizer_train
 from smelt.flows.train import train_flow
 from smelt.prep.shards import DEFAULT_SHARD_TOKENS
+from smelt.prep.shards import recorded_fingerprint as shards_fingerprint
 from smelt.prep.tokenizer import DEFAULT_SAMPLE_BYTES, DEFAULT_VOCAB_SIZE
 from smelt.training.config import TrainConfig
 
@@ -153,9 +155,9 @@ def pretrain_pipeline(
     """
     uris = stage_uris(root)
     outcome: dict[str, Any] = {"uris": uris}
-    corpus_fp = _corpus_stage(corpus, uris["corpus"], runner, workers, force, outcome)
-    tok_sha = _tokenizer_stage(tokenizer, uris, corpus_fp, force, outcome)
-    shards_key = _shards_stage(shards, uris, corpus_fp, tok_sha, runner, workers, force, outcome)
+    _corpus_stage(corpus, uris["corpus"], runner, workers, force, outcome)
+    _tokenizer_stage(tokenizer, uris, force, outcome)
+    shards_key = _shards_stage(shards, uris, runner, workers, force, outcome)
     uris["run"] = run_uri(root, run_name, shards_key)
     config = train.config(uris["shards"], uris["tokenizer"], uris["run"])
     if train_via_deployment:
@@ -178,6 +180,7 @@ def _corpus_stage(
     force: bool,
     outcome: dict[str, Any],
 ) -> str:
+    """Build the corpus unless current; returns its fingerprint."""
     params = CorpusBuildParams(
         inputs=stage.inputs,
         output=output,
@@ -187,72 +190,59 @@ def _corpus_stage(
         runner=runner,
         workers=workers,
     )
-    # resolved exactly as the build resolves it (globs expanded, config validated)
-    current = current_fingerprint(resolve_request(params))
-    if not force and current is not None:
+    request = resolve_request(params)  # exactly as the build resolves it (globs, config)
+    current = current_fingerprint(request)
+    if current is not None and not force:
         _skipped(outcome, "corpus", output)
         return current
+    if force:
+        storage.delete(output, recursive=True)
     outcome["corpus"] = {"status": "built", "summary": corpus_build(params=params)}
-    return current_fingerprint(resolve_request(params)) or ""
+    return current_fingerprint(request) or ""
 
 
 def _tokenizer_stage(
-    stage: TokenizerStage,
-    uris: dict[str, str],
-    corpus_fp: str,
-    force: bool,
-    outcome: dict[str, Any],
-) -> str | None:
-    output = uris["tokenizer"]
-    key = records.stage_key("tokenizer", corpus=corpus_fp, **stage.model_dump())
-    if not force and records.tokenizer_is_current(output, key):
-        _skipped(outcome, "tokenizer", output)
-    else:
-        summary = tokenizer_train(
-            corpus=uris["corpus"],
-            output=output,
-            vocab_size=stage.vocab_size,
-            sample_bytes=stage.sample_bytes,
-        )
-        records.write_record(
-            output, "tokenizer", key, corpus=uris["corpus"], corpus_fingerprint=corpus_fp
-        )
-        outcome["tokenizer"] = {"status": "built", "summary": summary}
-    return records.tokenizer_sha256(output)
+    stage: TokenizerStage, uris: dict[str, str], force: bool, outcome: dict[str, Any]
+) -> None:
+    """Train the tokenizer unless current (the flow itself keeps a current one)."""
+    summary = tokenizer_train(
+        corpus=uris["corpus"],
+        output=uris["tokenizer"],
+        vocab_size=stage.vocab_size,
+        sample_bytes=stage.sample_bytes,
+        force=force,
+    )
+    _record(outcome, "tokenizer", uris["tokenizer"], summary)
 
 
 def _shards_stage(
     stage: ShardsStage,
     uris: dict[str, str],
-    corpus_fp: str,
-    tok_sha: str | None,
     runner: Runner,
     workers: int | None,
     force: bool,
     outcome: dict[str, Any],
 ) -> str:
-    """Build the shards unless current; returns their key (which names the training run)."""
-    output = uris["shards"]
-    key = records.stage_key(
-        "shards", corpus=corpus_fp, tokenizer_sha256=tok_sha, **stage.model_dump()
-    )
-    if not force and records.shards_are_current(output, key, tok_sha):
-        _skipped(outcome, "shards", output)
-        return key
+    """Build the shards unless current; returns their fingerprint (it names the training run)."""
     summary = shards_build(
         corpus=uris["corpus"],
         tokenizer=uris["tokenizer"],
-        output=output,
+        output=uris["shards"],
         val_fraction=stage.val_fraction,
         shard_tokens=stage.shard_tokens,
         runner=runner,
         workers=workers,
+        force=force,
     )
-    records.write_record(
-        output, "shards", key, corpus_fingerprint=corpus_fp, tokenizer_sha256=tok_sha
-    )
-    outcome["shards"] = {"status": "built", "summary": summary}
-    return key
+    _record(outcome, "shards", uris["shards"], summary)
+    return shards_fingerprint(uris["shards"]) or ""
+
+
+def _record(outcome: dict[str, Any], stage: str, output: str, summary: dict[str, Any]) -> None:
+    if summary.get("skipped"):
+        _skipped(outcome, stage, output)
+    else:
+        outcome[stage] = {"status": "built", "summary": summary}
 
 
 def _skipped(outcome: dict[str, Any], stage: str, output: str) -> None:

@@ -16,22 +16,21 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from smelt.parallel import check_workers
-from smelt.prep.shards import DEFAULT_SHARD_TOKENS, DEFAULT_VAL_FRACTION, BuildPlan, plan_build
+from smelt.prep.shards import (
+    DEFAULT_SHARD_TOKENS,
+    DEFAULT_VAL_FRACTION,
+    PRELOAD,
+    BuildPlan,
+    plan_build,
+)
 from smelt.prep.shards import run_build as run_shards_build
-from smelt.tasks.runners import make_task_runner
-from smelt.tasks.shards import shards_executor
-
-
-def _build(plan: BuildPlan, runner: str, workers: int, force: bool) -> dict[str, Any]:
-    """Tokenize every partition and pack every shard as task runs, then publish the manifest."""
-    with shards_executor(runner, workers) as executor:
-        return run_shards_build(plan, executor, force).summary()
+from smelt.tasks.executor import PrefectExecutor, dask_task_runner, executor_for
 
 
 @flow(name="shards-build-stages")
 def shards_build_stages(plan: BuildPlan, workers: int, force: bool = False) -> dict[str, Any]:
     """The build as a subflow whose task runner is a `DaskTaskRunner`."""
-    return _build(plan, "dask", workers, force)
+    return run_shards_build(plan, PrefectExecutor(workers, remote=True), force).summary()
 
 
 @flow(name="shards-build")
@@ -55,10 +54,11 @@ def shards_build(
     plan = plan_build(corpus, tokenizer, output, val_fraction, shard_tokens)
     get_run_logger().info("%d corpus partitions -> %s", len(plan.partitions), plan.output_uri)
     if runner == "dask":
-        task_runner = make_task_runner(runner, workers, dask_address)
+        task_runner = dask_task_runner(workers, dask_address)
         summary = shards_build_stages.with_options(task_runner=task_runner)(plan, workers, force)
     else:
-        summary = _build(plan, runner, workers, force)
+        with executor_for(runner, workers, PRELOAD) as executor:
+            summary = run_shards_build(plan, executor, force).summary()
     create_table_artifact(
         key="shards-build",
         table=[{"count": k, "value": v} for k, v in summary.items()],

@@ -164,6 +164,12 @@ def fingerprint_for(
     return plan_build(corpus_uri, tokenizer_uri, "", val_fraction, shard_tokens).fingerprint
 
 
+def recorded_fingerprint(uri: str) -> str | None:
+    """The fingerprint of the inputs a finished shard set at `uri` was built from, or None."""
+    report = Marker(ShardsLayout.at(uri).build_report).read()
+    return None if report is None else report.get("fingerprint")
+
+
 def is_current(uri: str, fingerprint: str) -> bool:
     """Whether the shard set at `uri` is finished, whole, and built from `fingerprint`'s inputs.
 

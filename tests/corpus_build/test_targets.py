@@ -55,3 +55,28 @@ def test_date_is_utc_whoever_starts_the_build() -> None:
     assert build_date(moment) == datetime(2026, 11, 21, 23, 30, tzinfo=UTC)
     assert expand_output("nightly/{date}", build_date(moment)) == "nightly/2026-11-21"
     assert build_date(moment.astimezone(UTC)) == build_date(moment)
+
+
+def test_a_build_with_a_glob_reference_counts_as_current_afterwards(tmp_path) -> None:
+    """The pipeline asks whether the corpus is current with the references resolved exactly
+    as the build resolved them (a glob once compared unexpanded: never current)."""
+    from smelt.corpus.build import build_corpus, current_fingerprint
+
+    earlier = tmp_path / "corpus" / "nightly" / "2026-11-20"
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.txt").write_text("The river runs past the old mill every spring. " * 30)
+    params = CorpusBuildParams(
+        inputs=[str(raw)],
+        output=str(tmp_path / "corpus" / "nightly" / "{date}"),
+        dedup_against=[str(tmp_path / "corpus" / "nightly" / "*")],
+        config_overrides={"pii": {"enabled": False}, "filters": {"c4": {"enabled": False}}},
+    )
+    first = resolve_request(params, datetime(2026, 11, 20, tzinfo=UTC))
+    build_corpus(first)
+    assert storage.exists(str(earlier / "stats.json"))
+    tonight = resolve_request(params, datetime(2026, 11, 21, tzinfo=UTC))
+    assert tonight.dedup_against == [str(earlier)]
+    assert current_fingerprint(tonight) is None  # not built yet
+    build_corpus(tonight)
+    assert current_fingerprint(resolve_request(params, datetime(2026, 11, 21, tzinfo=UTC)))

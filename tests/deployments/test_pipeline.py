@@ -4,11 +4,11 @@ text (the stdlib's pydoc topics), then reruns that skip exactly the stages that 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from smelt.flows import pipeline_records as records
 from smelt.flows.pipeline import (
     CorpusStage,
     ShardsStage,
@@ -101,34 +101,25 @@ def test_pipeline_builds_then_skips_current_stages(prefect_harness, raw_inputs, 
     assert _statuses(retokenized)["shards"] == ("built" if changed else "skipped")
 
 
-def test_a_new_input_file_rebuilds_the_corpus_fingerprint(raw_inputs, tmp_path):
+def test_a_new_or_edited_input_file_changes_the_corpus_fingerprint(tmp_path):
     from smelt.corpus.config import CorpusConfig
+    from smelt.corpus.partition import fingerprint, list_inputs
 
     extra = tmp_path / "raw"
     extra.mkdir()
     (extra / "a.txt").write_text("some words " * 100)
-    before = records.expected_corpus_fingerprint([str(extra)], CorpusConfig(), [])
+
+    def current() -> str:
+        return fingerprint(list_inputs([str(extra)]), CorpusConfig(), [])
+
+    before = current()
     (extra / "b.txt").write_text("other words " * 100)
-    after = records.expected_corpus_fingerprint([str(extra)], CorpusConfig(), [])
-    assert before != after
-    assert after == records.expected_corpus_fingerprint([str(extra)], CorpusConfig(), [])
-
-
-def test_stage_records_need_the_stages_own_completion_files(tmp_path):
-    out = str(tmp_path / "tok")
-    key = records.stage_key("tokenizer", corpus="abc", vocab_size=1024)
-    assert key == records.stage_key("tokenizer", vocab_size=1024, corpus="abc")
-    assert key != records.stage_key("tokenizer", corpus="abd", vocab_size=1024)
-    records.write_record(out, "tokenizer", key)
-    assert records.record_matches(out, key)
-    assert not records.tokenizer_is_current(out, key)  # no report.json: unfinished
-    (tmp_path / "tok" / "report.json").write_text(json.dumps({"tokenizer_sha256": "f00"}))
-    assert records.tokenizer_is_current(out, key)
-    shards = tmp_path / "shards"
-    records.write_record(str(shards), "shards", "k")
-    (shards / "manifest.json").write_text(json.dumps({"tokenizer_sha256": "other"}))
-    assert not records.shards_are_current(str(shards), "k", "f00")  # another tokenizer's
-    assert records.shards_are_current(str(shards), "k", "other")
+    after = current()
+    assert before != after and after == current()
+    stat = (extra / "b.txt").stat()
+    (extra / "b.txt").write_text("OTHER words " * 100)  # same size, new content
+    os.utime(extra / "b.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert current() != after
 
 
 def test_summary_links_every_stage_output():

@@ -11,22 +11,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from smelt.cli.options import add_runner_arguments, formatter
+from smelt.cli.options import add_runner_arguments
 
 POLL_SECONDS = 0.5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    corpus = subparsers.add_parser(
-        "corpus", help="build a clean corpus from raw files", formatter_class=formatter
-    )
+    corpus = subparsers.add_parser("corpus", help="build a clean corpus from raw files")
     commands = corpus.add_subparsers(dest="corpus_command", required=True, metavar="COMMAND")
     build = commands.add_parser(
         "build",
         help="extract, normalize, filter, dedup, redact PII",
         description="Raw files (HTML, WARC, TXT, JSON/JSONL, Parquet; .gz/.zst) to a clean, "
         "deduplicated, PII-redacted Parquet corpus, as the `corpus-build` Prefect flow.",
-        formatter_class=formatter,
     )
     build.add_argument(
         "--input",

@@ -32,7 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"smelt.cli.{name}")
         module.register(subparsers)
+    _use_formatter(parser, formatter)
     return parser
+
+
+def _use_formatter(parser: argparse.ArgumentParser, cls: type[argparse.HelpFormatter]) -> None:
+    """One help style for every command and sub-command (defaults shown)."""
+    parser.formatter_class = cls
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _use_formatter(sub, cls)
 
 
 def _quiet_prefect(debug: bool) -> None:

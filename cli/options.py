@@ -5,8 +5,19 @@ from __future__ import annotations
 import argparse
 
 
-class formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Help that shows every flag's default and keeps descriptions as written."""
+class formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows every flag's default.
+
+    A default is appended as `(default: X)` unless the help already says it, or there is none
+    to show (None: the help says what happens; False: a switch that is off; []: a repeatable
+    flag given no times).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 
 def positive_int(text: str) -> int:

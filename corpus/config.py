@@ -83,6 +83,11 @@ class ReaderConfig(Settings):
     text_max_bytes: int = Field(50_000_000, ge=1)
     favor_precision: bool = True  # trafilatura: drop more boilerplate
     html_fast: bool = True  # trafilatura `fast`: skip its fallback extractors (~2x)
+    # "markdown": headings, lists, inline code and fenced code blocks (listings verbatim);
+    # "text": trafilatura's plain text, code lines mixed into the prose.
+    html_format: Literal["markdown", "text"] = "markdown"
+    pdf_max_bytes: int = Field(100_000_000, ge=1)  # larger PDFs are quarantined, not parsed
+    pdf_timeout_s: float = Field(60.0, gt=0)  # per-file extraction time limit
 
 
 class NormalizeConfig(Settings):

@@ -4,7 +4,11 @@
 `read_documents(file_uri, config)` picks a reader by extension, after stripping `.gz`/`.zst`
 (decompressed transparently while streaming):
 
-    .html .htm .xhtml            trafilatura main-content extraction (size and time limits)
+    .html .htm .xhtml            trafilatura main-content extraction as Markdown, code listings
+                                 in fenced blocks (`html_format = "text"`: plain text; size and
+                                 time limits)
+    .pdf                         the text layer of every page, one document per file (pypdfium2;
+                                 size and time limits)
     .warc                        fastwarc; HTML responses through the same extractor
     .jsonl .ndjson / .json       one document per line / per object (text, id, url fields)
     .parquet .pq                 one document per row, streamed by row group
@@ -30,6 +34,7 @@ from smelt.corpus.readers.html import read_html
 from smelt.corpus.readers.ids import derived_id
 from smelt.corpus.readers.jsonl import read_json, read_jsonl
 from smelt.corpus.readers.parquet import read_parquet
+from smelt.corpus.readers.pdf import read_pdf
 from smelt.corpus.readers.stream import TruncatedInput, open_stream, split_compression
 from smelt.corpus.readers.text import read_text_file
 from smelt.corpus.readers.warc import read_warc
@@ -49,6 +54,7 @@ FORMATS: dict[str, str] = {
     ".json": "json",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".pdf": "pdf",
 }
 READERS: dict[str, Reader] = {
     "html": read_html,
@@ -56,6 +62,7 @@ READERS: dict[str, Reader] = {
     "jsonl": read_jsonl,
     "json": read_json,
     "parquet": read_parquet,
+    "pdf": read_pdf,
     "text": read_text_file,
 }
 

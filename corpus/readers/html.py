@@ -1,5 +1,9 @@
 """HTML pages: main-content extraction with trafilatura, under a size and a time limit.
 
+The main content comes out as Markdown by default (`corpus.readers.markdown`: headings, lists,
+inline code, and `<pre>` listings verbatim in fenced blocks), or as trafilatura's plain text
+with `[readers] html_format = "text"`.
+
 A page whose extraction finds no main content (only scripts, navigation, or a tree too deep
 for lxml to build) becomes a document with empty text, which the filters count as `empty`:
 the page was read fine, it just holds nothing worth keeping. Pages that cannot be processed
@@ -18,6 +22,7 @@ from smelt.corpus.config import ReaderConfig
 from smelt.corpus.document import Document, Quarantined
 from smelt.corpus.readers.encoding import DecodeError, decode_bytes
 from smelt.corpus.readers.ids import derived_id
+from smelt.corpus.readers.markdown import extract_markdown
 from smelt.corpus.readers.stream import TooLarge, read_limited
 from smelt.corpus.readers.timelimit import TimeLimitExceeded, call_with_time_limit
 
@@ -32,9 +37,13 @@ class ExtractionError(Exception):
 
 
 def extract_main_text(html: str, config: ReaderConfig, url: str | None = None) -> str:
-    """Main content of a page as plain text ('' when there is none)."""
+    """Main content of a page as Markdown or plain text ('' when there is none)."""
 
     def run() -> str | None:
+        if config.html_format == "markdown":
+            return extract_markdown(
+                html, url=url, fast=config.html_fast, favor_precision=config.favor_precision
+            )
         return trafilatura.extract(
             html,
             url=url,

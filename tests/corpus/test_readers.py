@@ -280,7 +280,8 @@ def test_html_size_limit(tmp_path) -> None:
     assert isinstance(item, Quarantined) and item.reason.startswith("html too large")
 
 
-def test_html_time_limit_quarantines_a_slow_page(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("html_format", ["markdown", "text"])
+def test_html_time_limit_quarantines_a_slow_page(tmp_path, monkeypatch, html_format) -> None:
     def slow_extract(*args: object, **kwargs: object) -> str:
         end = time.monotonic() + 30
         while time.monotonic() < end:  # pure Python, like trafilatura's own loops
@@ -288,10 +289,11 @@ def test_html_time_limit_quarantines_a_slow_page(tmp_path, monkeypatch) -> None:
         return "never"
 
     monkeypatch.setattr("trafilatura.extract", slow_extract)
+    monkeypatch.setattr("trafilatura.bare_extraction", slow_extract)
     path = tmp_path / "slow.html"
     path.write_text(GOOD_HTML)
     start = time.monotonic()
-    (item,) = read_all(path, ReaderConfig(html_timeout_s=0.3))
+    (item,) = read_all(path, ReaderConfig(html_timeout_s=0.3, html_format=html_format))
     assert time.monotonic() - start < 5
     assert isinstance(item, Quarantined) and "timed out after 0.3 s" in item.reason
 

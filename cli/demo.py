@@ -21,13 +21,12 @@ from rich.console import Console
 from rich.table import Table
 
 # The demo's embedded defaults. PII runs the pattern recognizers only (spaCy NER is ~3x
-# slower). The sample is software documentation, not web prose: C4's line rules (terminal
-# punctuation, no curly brackets) and Gopher's "80% of words alphabetic" rule, both written for
-# the open web, drop most of it (46 of 875 documents kept with them), so the demo relaxes those
-# two and keeps every other rule at its published default.
+# slower). The sample is software documentation, not web prose, so the filters use the `docs`
+# profile (corpus/config.py `PROFILES`: code listings, headings and templated API prose are
+# normal there) instead of the web rules that drop most of it.
 DEMO_CORPUS_OVERRIDES: dict[str, Any] = {
     "pii": {"ner": False},
-    "filters": {"c4": {"enabled": False}, "gopher_quality": {"max_non_alpha_words_ratio": 0.6}},
+    "filters": {"profile": "docs"},
 }
 
 
@@ -91,7 +90,7 @@ def step_sample(ctx: DemoContext) -> None:
 
 def step_corpus(ctx: DemoContext) -> None:
     """Build the clean corpus from the sample (resumes when rerun on the same sample)."""
-    from smelt.cli.corpus import build_corpus, stats_table
+    from smelt.cli.corpus import build_corpus, print_report
     from smelt.corpus.partition import PlanMismatchError
     from smelt.flows.corpus_build import CorpusBuildParams
 
@@ -105,10 +104,11 @@ def step_corpus(ctx: DemoContext) -> None:
     except PlanMismatchError:  # the sample changed (another --max-docs): rebuild the demo corpus
         shutil.rmtree(ctx.corpus_dir)
         summary = build_corpus(params, ctx.console)
-    ctx.console.print(stats_table(summary, title=f"corpus {ctx.corpus_dir}"))
+    print_report(ctx.console, str(ctx.corpus_dir), summary, title=f"corpus {ctx.corpus_dir}")
     ctx.results["corpus"] = summary
     ctx.outputs["corpus"] = str(ctx.corpus_dir / "data")
     ctx.outputs["quarantine"] = str(ctx.corpus_dir / "quarantine")
+    ctx.outputs["filtered samples"] = f"smelt corpus inspect {ctx.corpus_dir} --reason REASON"
     ctx.outputs["stats"] = str(ctx.corpus_dir / "stats.json")
 
 

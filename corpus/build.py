@@ -11,6 +11,8 @@ runs), the command line, tests and notebooks all run this very code:
    dedup on, the survivors go to `_work/extracted/` (`extract_partition`), the dedup stages find
    duplicates across the whole corpus, and `finalize_partition` drops them and redacts PII.
    With dedup off both happen in one pass (`process_partition`), nothing written in between.
+   The stage that filters also writes the filtered documents it keeps (`corpus.filtered`:
+   all of them with `[output] keep_filtered`, a few per reason always).
 3. `corpus.ids.make_ids_unique`: different documents that share an input id get distinct ids.
 4. `write_corpus_stats`: `config.json`, then `stats.json` last, the mark of a finished corpus.
 
@@ -31,6 +33,7 @@ from smelt import storage
 from smelt.corpus import tables
 from smelt.corpus.config import CorpusConfig
 from smelt.corpus.document import Document, Quarantined
+from smelt.corpus.filtered import FilteredSink
 from smelt.corpus.layout import CorpusLayout
 from smelt.corpus.partition import Partition, Plan, plan_build
 from smelt.corpus.stats import CorpusStats
@@ -151,15 +154,18 @@ def extract_partition(job: PartitionJob) -> dict[str, Any]:
 
 
 def _extract(job: PartitionJob, layout: CorpusLayout) -> dict[str, Any]:
-    stats, docs, quarantined = read_partition(job.partition, job.config)
+    filtered = FilteredSink.for_output(job.config.output)
+    stats, docs, quarantined = read_partition(job.partition, job.config, filtered)
     write_documents(docs, layout.extracted(job.index))
     write_quarantine(quarantined, layout.extract_quarantine(job.index))
+    kept_aside = filtered.write(layout, job.index)
     log.info("extracted partition %d: %d of %d documents", job.index, len(docs), stats.input_docs)
     return {
         "index": job.index,
         "stage": "extract",
         "extracted_uri": layout.extracted(job.index),
         "documents": len(docs),
+        "filtered_written": kept_aside,
         "stats": stats.to_dict(),
     }
 
@@ -169,8 +175,13 @@ def process_partition(job: PartitionJob) -> dict[str, Any]:
     layout = job.layout
 
     def work() -> dict[str, Any]:
-        stats, docs, quarantined = read_partition(job.partition, job.config)
-        return _publish(job, layout, docs, quarantined, stats, {})
+        filtered = FilteredSink.for_output(job.config.output)
+        stats, docs, quarantined = read_partition(job.partition, job.config, filtered)
+        kept_aside = filtered.write(layout, job.index)
+        return {
+            **_publish(job, layout, docs, quarantined, stats, {}),
+            "filtered_written": kept_aside,
+        }
 
     return run_once(job.marker(layout.final_done(job.index)), work)
 
@@ -187,22 +198,28 @@ def finalize_partition(job: PartitionJob, removal_uri: str | None) -> dict[str, 
 
 
 def read_partition(
-    partition: Partition, config: CorpusConfig
+    partition: Partition, config: CorpusConfig, filtered: FilteredSink | None = None
 ) -> tuple[CorpusStats, list[Document], list[Quarantined]]:
-    """Every piece of a partition through read -> normalize -> filter, with exact counts."""
+    """Every piece of a partition through read -> normalize -> filter, with exact counts;
+    filtered documents go to `filtered` when given."""
     from smelt.corpus.pipeline import process_piece
 
     stats = CorpusStats()
     docs: list[Document] = []
     quarantined: list[Quarantined] = []
     for piece in partition.pieces:
-        for item in process_piece(piece, config, stats):
+        for item in process_piece(piece, config, stats, filtered):
             (quarantined if isinstance(item, Quarantined) else docs).append(item)
-    accounted = len(docs) + stats.quarantined + sum(stats.filtered.values())
+    dropped = sum(stats.filtered.values())
+    accounted = len(docs) + stats.quarantined + dropped
     if stats.input_docs != accounted:
         raise IntegrityError(
             f"partition {partition.index}: {stats.input_docs} input documents but {len(docs)} "
-            f"kept + {stats.quarantined} quarantined + {sum(stats.filtered.values())} filtered"
+            f"kept + {stats.quarantined} quarantined + {dropped} filtered"
+        )
+    if filtered is not None and filtered.keep_all and len(filtered.kept) != dropped:
+        raise IntegrityError(
+            f"partition {partition.index}: {dropped} filtered but {len(filtered.kept)} kept aside"
         )
     return stats, docs, quarantined
 
@@ -333,6 +350,8 @@ def write_corpus_stats(
         "id_collisions": id_collisions,
         "partitions": len(plan.partitions),
     }
+    if storage.exists(layout.dedup_clusters):
+        summary["near_duplicate_clusters"] = json.loads(storage.read_text(layout.dedup_clusters))
     storage.write_text(layout.stats, json.dumps(summary, indent=1))
     log.info("corpus %s: %d of %d documents kept", layout.root, stats.kept, stats.input_docs)
     return summary

@@ -281,6 +281,15 @@ class FilterConfig(Settings):
         return data
 
 
+class OutputConfig(Settings):
+    """What a build writes besides the corpus itself."""
+
+    # every filtered document with its reason under OUTPUT/filtered/ (`--keep-filtered`)
+    keep_filtered: bool = False
+    # filtered documents kept per reason and partition under OUTPUT/samples/ in any case
+    samples_per_reason: int = Field(5, ge=0, le=1000)
+
+
 class DedupConfig(Settings):
     """Exact and MinHash near-duplicate removal (see corpus/dedup/minhash.py for the S-curve).
 
@@ -351,6 +360,7 @@ class CorpusConfig(Settings):
     filters: FilterConfig = FilterConfig()
     dedup: DedupConfig = DedupConfig()
     pii: PiiConfig = PiiConfig()
+    output: OutputConfig = OutputConfig()
 
 
 def validated(cls: type[Settings], data: Any, where: str) -> Any:

@@ -3,13 +3,16 @@
     OUTPUT/data/part-NNNNN.parquet            kept documents (the corpus)
     OUTPUT/quarantine/extract-NNNNN.parquet   inputs that could not be read or extracted
     OUTPUT/quarantine/pii-NNNNN.parquet       documents whose PII redaction failed
-    OUTPUT/filtered/part-NNNNN.parquet        filtered documents with their reason
+    OUTPUT/filtered/part-NNNNN.parquet        every filtered document with its reason
+                                              (`[output] keep_filtered`, `--keep-filtered`)
+    OUTPUT/samples/filtered-NNNNN.parquet     a few filtered documents per reason, always
     OUTPUT/stats.json                         counts; written last: no stats.json, no corpus
     OUTPUT/config.json                        config + inputs + their fingerprint
     OUTPUT/dedup/                             MinHash signatures, kept for later --dedup-against
     OUTPUT/_work/plan.json                    the partition plan, reused on rerun
     OUTPUT/_work/extracted/part-NNNNN.*       stage 1 output (.parquet, and .done with counts)
-    OUTPUT/_work/dedup/                       stage 2 working space (pairs, removal lists)
+    OUTPUT/_work/dedup/                       stage 2 working space (pairs, removal lists,
+                                              clusters.json: the largest clusters)
     OUTPUT/_work/final/part-NNNNN.done        stage 3 marker (holds the partition's counts)
     OUTPUT/_work/ids/                         renames of documents that share an input id
 
@@ -57,6 +60,11 @@ class CorpusLayout:
         return join(self.root, "filtered")
 
     @property
+    def samples_dir(self) -> str:
+        """A few filtered documents per reason (not all: `filtered/` holds all, on request)."""
+        return join(self.root, "samples")
+
+    @property
     def stats(self) -> str:
         return join(self.root, STATS_FILE)
 
@@ -80,6 +88,9 @@ class CorpusLayout:
 
     def filtered(self, index: int) -> str:
         return join(self.filtered_dir, f"{part_name(index)}.parquet")
+
+    def samples(self, index: int) -> str:
+        return join(self.samples_dir, f"filtered-{index:05d}.parquet")
 
     # -- working state (resume) ------------------------------------------------------------
     @property
@@ -111,6 +122,11 @@ class CorpusLayout:
 
     def final_done(self, index: int) -> str:
         return join(self.final_dir, f"{part_name(index)}{MARKER_SUFFIX}")
+
+    @property
+    def dedup_clusters(self) -> str:
+        """The largest near-duplicate clusters, for the build's report."""
+        return join(self.dedup_work_dir, "clusters.json")
 
     @property
     def ids_dir(self) -> str:

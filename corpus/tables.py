@@ -7,7 +7,8 @@ place); reads stream by record batch, so memory is bounded by one batch, not one
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import bisect
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -55,3 +56,22 @@ def iter_rows(
     """One tuple per row of `columns` (in that order), streamed batch by batch."""
     for batch in iter_batches(uri, columns, batch_rows):
         yield from zip(*(batch.column(i).to_pylist() for i in range(len(columns))), strict=True)
+
+
+def read_cells(uri: str, column: str, rows: Iterable[int]) -> dict[int, Any]:
+    """The values of `column` at the given row positions, reading only the row groups that
+    hold them (a report's few rows out of a large partition)."""
+    found: dict[int, Any] = {}
+    with storage.open_read(uri) as fh:
+        parquet = pq.ParquetFile(fh)
+        starts = [0]
+        for group in range(parquet.metadata.num_row_groups):
+            starts.append(starts[-1] + parquet.metadata.row_group(group).num_rows)
+        by_group: dict[int, list[int]] = {}
+        for row in set(rows):
+            if 0 <= row < starts[-1]:
+                by_group.setdefault(bisect.bisect_right(starts, row) - 1, []).append(row)
+        for group, group_rows in sorted(by_group.items()):
+            values = parquet.read_row_group(group, columns=[column]).column(0).to_pylist()
+            found.update((row, values[row - starts[group]]) for row in group_rows)
+    return found

@@ -2,6 +2,8 @@
 
 Rows are sorted by (id, source) before writing so that the same input gives byte-identical
 partitions whatever order the stages produced them in (reruns and resumed runs compare equal).
+Besides DESIGN.md's columns, a document row holds its language label (`language`,
+`language_score`: null when language identification is off), from `Document.metadata`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ DOCUMENT_SCHEMA = pa.schema(
         pa.field("text", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
         pa.field("url", pa.string(), nullable=True),
+        pa.field("language", pa.string(), nullable=True),
+        pa.field("language_score", pa.float32(), nullable=True),
     ]
 )
+LABELS = ("language", "language_score")  # metadata keys stored as columns
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -46,6 +51,7 @@ def write_documents(docs: Iterable[Document], uri: str) -> int:
             "text": [d.text for d in rows],
             "source": [d.source for d in rows],
             "url": [d.url for d in rows],
+            **{label: [d.metadata.get(label) for d in rows] for label in LABELS},
         },
         schema=DOCUMENT_SCHEMA,
     )
@@ -74,6 +80,8 @@ def write_quarantine(items: Iterable[Quarantined], uri: str) -> int:
 
 
 def read_documents(uri: str) -> Iterator[Document]:
-    """Stream the documents of one partition file, batch by batch."""
-    for doc_id, text, source, url in tables.iter_rows(uri, ["id", "text", "source", "url"]):
-        yield Document(id=doc_id, text=text, source=source, url=url)
+    """Stream the documents of one partition file, batch by batch (labels into metadata)."""
+    columns = ["id", "text", "source", "url", *LABELS]
+    for doc_id, text, source, url, *labels in tables.iter_rows(uri, columns):
+        metadata = {k: v for k, v in zip(LABELS, labels, strict=True) if v is not None}
+        yield Document(id=doc_id, text=text, source=source, url=url, metadata=metadata)

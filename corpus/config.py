@@ -261,7 +261,11 @@ Profile = Literal["web", "docs"]
 
 
 class FilterConfig(Settings):
-    """All quality filters, in the order they run, on top of a named profile's defaults."""
+    """All quality filters, in the order they run, on top of a named profile's defaults.
+
+    The profile fills in what the settings leave out when the config is built (from a file, a
+    dict or keyword arguments); `replace(profile=...)` on a built config keeps its values.
+    """
 
     profile: Profile = "web"
     min_chars: int = Field(1, ge=0)  # empty documents are filtered as `empty`

@@ -156,7 +156,11 @@ _server: PrivateServer | None = None
 
 
 def prepare() -> None:
-    """Find the API to use, or start a private server in the background; returns at once."""
+    """Find the API to use, or start a private server in the background; returns at once.
+
+    Call it before Prefect is imported: Prefect reads `PREFECT_API_URL` once, at import, so the
+    choice is made here and exported (for a private server, its address is known at once).
+    """
     global _server
     if os.environ.get("PREFECT_API_URL") or _server is not None:
         return
@@ -165,16 +169,15 @@ def prepare() -> None:
         os.environ["PREFECT_API_URL"] = found
         return
     _server = PrivateServer().start()
+    os.environ["PREFECT_API_URL"] = _server.api_url
 
 
 def ready() -> None:
-    """Wait for the API that `prepare` chose (call before the first flow run)."""
-    if os.environ.get("PREFECT_API_URL"):
-        return
-    if _server is None:
+    """Wait until the API that `prepare` chose answers (call before the first flow run)."""
+    if _server is None and not os.environ.get("PREFECT_API_URL"):
         prepare()
     if _server is not None:
-        os.environ["PREFECT_API_URL"] = _server.wait()
+        _server.wait()
 
 
 def _site_packages_of(package: str) -> str:

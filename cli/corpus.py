@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_runner_arguments(build)
     build.add_argument("--no-progress", action="store_true", help="no live progress display")
-    build.set_defaults(handler=run_build)
+    build.set_defaults(handler=run_build, runs_flows=True)
 
 
 class BuildProgress:
@@ -145,15 +145,11 @@ def build_corpus(params: Any, console: Console, progress: bool = True) -> dict[s
     Config errors surface here, before Prefect starts, as one-line errors; everything else is
     resolved once, inside the flow.
     """
-    from smelt.cli import api
     from smelt.corpus.config import resolve_config
-
-    api.prepare()  # the Prefect server starts while the rest gets ready
-    config = resolve_config(params.config_path, params.config_overrides)
     from smelt.flows.corpus_build import corpus_build
 
+    config = resolve_config(params.config_path, params.config_overrides)
     console.print(f"[bold]corpus build[/]: {', '.join(params.inputs)} -> {params.output}")
-    api.ready()
     if not progress or "{date}" in params.output:
         return corpus_build(params)
     with BuildProgress(params.output, config.dedup.exact or config.dedup.near, console):

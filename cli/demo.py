@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--train-steps", type=int, default=300)
     demo.add_argument("--vocab-size", type=int, default=8192)
     demo.add_argument("--prompt", default="The Python interpreter")
-    demo.set_defaults(handler=run_demo)
+    demo.set_defaults(handler=run_demo, runs_flows=True)
 
 
 @dataclass

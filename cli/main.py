@@ -59,6 +59,17 @@ def _quiet_prefect(debug: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
+def _connect_prefect() -> None:
+    """Choose the Prefect API before Prefect is imported (it reads the address once), import
+    Prefect while a private server, if one is needed, starts, then wait until it answers."""
+    from smelt.cli import api
+
+    api.prepare()
+    import prefect  # noqa: F401 - imported here, in parallel with the server's start
+
+    api.ready()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `smelt` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -70,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if getattr(args, "runs_flows", False):
+            _connect_prefect()
         return int(args.handler(args) or 0)
     except SmeltError as exc:
         if args.debug:

@@ -14,16 +14,11 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from smelt.cli import api
-from smelt.deployments.deploy import (
-    PROJECT_DIR,
-    PrefectServer,
-    deploy_all,
-    ensure_work_pools,
-)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,6 +52,8 @@ def _already_serving(api_url: str) -> bool:
 
 
 def run_server(args: argparse.Namespace) -> int:
+    from smelt.deployments.deploy import PROJECT_DIR, PrefectServer
+
     _stop_on_signals()
     home = Path(args.home or os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
     project_dir = Path(args.project_dir).resolve() if args.project_dir else PROJECT_DIR
@@ -101,7 +98,9 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _register(server: PrefectServer, project_dir: Path, deploy: bool) -> None:
+def _register(server: Any, project_dir: Path, deploy: bool) -> None:
+    from smelt.deployments.deploy import deploy_all, ensure_work_pools
+
     env = server.env()
     created = ensure_work_pools(server.api_url)
     print(
@@ -112,7 +111,7 @@ def _register(server: PrefectServer, project_dir: Path, deploy: bool) -> None:
         deploy_all(env, project_dir)
 
 
-def _print_ready(server: PrefectServer) -> None:
+def _print_ready(server: Any) -> None:
     print(
         f"\nPrefect UI: {server.ui_url}\n"
         f"API:        {server.api_url}\n\n"

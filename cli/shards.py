@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from smelt.cli.options import add_runner_arguments
-from smelt.prep.shards import DEFAULT_SHARD_TOKENS, DEFAULT_VAL_FRACTION
+from smelt.prep.defaults import DEFAULT_SHARD_TOKENS, DEFAULT_VAL_FRACTION
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build again from scratch even when OUTPUT holds shards current for these inputs "
         "and settings (default: keep them; resume an interrupted build)",
     )
-    build.set_defaults(handler=run_build)
+    build.set_defaults(handler=run_build, runs_flows=True)
     verify = commands.add_parser(
         "verify",
         help="check every shard against the manifest",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from smelt.prep.tokenizer import DEFAULT_SAMPLE_BYTES, DEFAULT_VOCAB_SIZE
+from smelt.prep.defaults import DEFAULT_SAMPLE_BYTES, DEFAULT_VOCAB_SIZE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train again even when OUTPUT holds a tokenizer current for this corpus and "
         "these settings (default: keep it)",
     )
-    train.set_defaults(handler=run_train)
+    train.set_defaults(handler=run_train, runs_flows=True)
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="train a model on token shards")
     TrainConfig.add_arguments(train)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.set_defaults(handler=run_train)
+    train.set_defaults(handler=run_train, runs_flows=True)
 
 
 def run_train(args: argparse.Namespace) -> int:

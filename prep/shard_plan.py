@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from smelt import storage
 from smelt.errors import ConfigError
 from smelt.prep.corpus_input import FinishedCorpus, open_corpus
+from smelt.prep.defaults import (  # noqa: F401 - re-exported
+    DEFAULT_SHARD_TOKENS,
+    DEFAULT_VAL_FRACTION,
+)
 from smelt.prep.layout import ShardsLayout, TokenizerLayout
 from smelt.prep.shard_format import FORMAT
 from smelt.prep.specials import EOS
 from smelt.prep.tokenizer_files import load_tokenizer
 from smelt.storage.stage import fingerprint
-
-DEFAULT_SHARD_TOKENS = 100_000_000
-DEFAULT_VAL_FRACTION = 0.01
 
 
 @dataclass(frozen=True)

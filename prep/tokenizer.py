@@ -20,6 +20,12 @@ from typing import Any
 
 from smelt.errors import ConfigError, InputError
 from smelt.prep.corpus_input import FinishedCorpus, open_corpus
+from smelt.prep.defaults import (  # noqa: F401 - re-exported
+    DEFAULT_HELDOUT_FRACTION,
+    DEFAULT_HELDOUT_MAX_BYTES,
+    DEFAULT_SAMPLE_BYTES,
+    DEFAULT_VOCAB_SIZE,
+)
 from smelt.prep.layout import TokenizerLayout
 from smelt.prep.sample import Sample
 from smelt.prep.specials import EOS, special_tokens
@@ -28,10 +34,6 @@ from smelt.storage.stage import Marker, fingerprint, run_once
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VOCAB_SIZE = 16384
-DEFAULT_SAMPLE_BYTES = 256 * 1024 * 1024  # ~25 s of BPE training here; plenty for <= 64k vocab
-DEFAULT_HELDOUT_FRACTION = 0.01
-DEFAULT_HELDOUT_MAX_BYTES = 4 * 1024 * 1024
 MIN_FREQUENCY = 2  # a pair seen once is noise, not a token
 RECIPE = "smelt-bpe-v2"  # changes whenever the same inputs would train another tokenizer
 

@@ -45,7 +45,9 @@ class PrefectExecutor:
 
     def map(self, fn: Callable[..., R], *iterables: Iterable[Any], name: str) -> list[R]:
         argument_lists = list(zip(*iterables, strict=True))
-        pool, slots = self.pool, self._slots
+        # a step of one item gains nothing from a worker process: it runs in its task's thread
+        pool = self.pool if len(argument_lists) > 1 else None
+        slots = self._slots
 
         def run_item(index: int, args: tuple[Any, ...]) -> R:
             if pool is not None:

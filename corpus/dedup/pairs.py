@@ -26,6 +26,7 @@ from smelt import storage
 from smelt.corpus import tables
 from smelt.corpus.config import DedupConfig
 from smelt.corpus.dedup.exact import EXACT_BAND
+from smelt.corpus.dedup.layout import DedupLayout
 from smelt.corpus.dedup.lsh import key_range
 from smelt.corpus.dedup.minhash import estimated_jaccard
 from smelt.storage.stage import Marker, fingerprint, run_once
@@ -190,11 +191,17 @@ def verify(pairs: np.ndarray, shards: list[Shard], config: DedupConfig) -> pa.Ta
 
 
 def find_pairs(
-    range_index: int, range_count: int, shards: list[Shard], pairs_uri: str, config: DedupConfig
+    range_index: int,
+    range_count: int,
+    shards: list[Shard],
+    layout: DedupLayout,
+    config: DedupConfig,
 ) -> dict[str, Any]:
-    """Verified duplicate pairs of one key range, written to `pairs_uri` (resumable)."""
+    """Verified duplicate pairs of one key range, written to `layout.pairs(range_index)`
+    (resumable)."""
+    pairs_uri = layout.pairs(range_index)
     marker = Marker(
-        pairs_uri + ".done",
+        layout.pairs_done(range_index),
         fingerprint(
             range_index,
             range_count,

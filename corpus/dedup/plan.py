@@ -11,9 +11,9 @@ import math
 from smelt import storage
 from smelt.corpus.config import DedupConfig
 from smelt.corpus.dedup.layout import (
+    DedupLayout,
     PartitionState,
     partition_name,
-    partition_state,
     previous_corpus,
     write_meta,
 )
@@ -25,20 +25,15 @@ from smelt.parallel import Executor, LocalExecutor
 log = logging.getLogger(__name__)
 
 
-def dedup_dir(output_uri: str) -> str:
-    """The corpus's persistent dedup state."""
-    return storage.join(output_uri, "dedup")
-
-
 def shards(
-    dedup_uri: str,
+    layout: DedupLayout,
     names: list[str],
     earlier: list[list[PartitionState]],
     versions: list[str] | None = None,
 ) -> list[Shard]:
     """Source 0: this build's partitions (with their signing fingerprints as versions);
     source i: the i-th `--dedup-against` corpus."""
-    own = [partition_state(dedup_uri, name) for name in names]
+    own = [layout.partition(name) for name in names]
     own_versions = versions or [""] * len(names)
     return [
         Shard(
@@ -66,15 +61,10 @@ def range_count(band_rows: int, config: DedupConfig) -> int:
 def earlier_band_rows(dedup_against: list[str], config: DedupConfig) -> int:
     """Band rows of the `--dedup-against` corpora, estimated from their document counts."""
     docs = sum(
-        int(json.loads(storage.read_text(storage.join(uri, "dedup", "meta.json"))).get("docs", 0))
+        int(json.loads(storage.read_text(DedupLayout.of(uri).meta)).get("docs", 0))
         for uri in dedup_against
     )
     return docs * (config.num_bands + 1)
-
-
-def pairs_uri(work_uri: str, index: int) -> str:
-    """Where key range `index` writes its verified pairs."""
-    return storage.join(work_uri, "dedup", "pairs", f"range-{index:05d}.parquet")
 
 
 def deduplicate(
@@ -94,17 +84,17 @@ def deduplicate(
     if not partition_uris or not (config.exact or config.near):
         return [None] * len(partition_uris)
     executor = executor or LocalExecutor(1)
-    dedup_uri = dedup_dir(output_uri)
+    layout = DedupLayout.of(output_uri, work_uri)
     earlier = earlier_corpora(dedup_against or [], config)  # fail fast on a mismatched corpus
     count = len(partition_uris)
     manifests = executor.map(
-        sign_partition, partition_uris, [dedup_uri] * count, [config] * count, name="dedup-sign"
+        sign_partition, partition_uris, [layout] * count, [config] * count, name="dedup-sign"
     )
     names = [partition_name(uri) for uri in partition_uris]
-    write_meta(dedup_uri, config, names, sum(m["docs"] for m in manifests))
+    write_meta(layout, config, names, sum(m["docs"] for m in manifests))
     rows = sum(m["band_rows"] for m in manifests) + earlier_band_rows(dedup_against or [], config)
     ranges = range_count(rows, config)
-    all_shards = shards(dedup_uri, names, earlier, [m["fingerprint"] for m in manifests])
+    all_shards = shards(layout, names, earlier, [m["fingerprint"] for m in manifests])
     log.info(
         "dedup: %d partitions signed, %d band rows -> %d key ranges, %d earlier corpora",
         count,
@@ -117,7 +107,7 @@ def deduplicate(
         range(ranges),
         [ranges] * ranges,
         [all_shards] * ranges,
-        [pairs_uri(work_uri, i) for i in range(ranges)],
+        [layout] * ranges,
         [config] * ranges,
         name="dedup-pairs",
     )
@@ -125,7 +115,7 @@ def deduplicate(
         write_removals,
         [[manifest["uri"] for manifest in found]],
         [names],
-        [storage.join(work_uri, "dedup", "removals")],
+        [layout.removals],
         name="dedup-removals",
     )
     log.info("dedup: %d verified pairs, removing %s", summary["pairs"], summary["removed"])

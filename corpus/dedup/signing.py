@@ -17,7 +17,7 @@ from smelt import storage
 from smelt.corpus import tables
 from smelt.corpus.config import DedupConfig
 from smelt.corpus.dedup.exact import exact_keys
-from smelt.corpus.dedup.layout import partition_name, partition_state, signature_params
+from smelt.corpus.dedup.layout import DedupLayout, partition_name, signature_params
 from smelt.corpus.dedup.lsh import band_rows
 from smelt.corpus.dedup.minhash import signatures
 from smelt.storage.stage import Marker, fingerprint, run_once
@@ -59,7 +59,7 @@ def signature_table(
     return table, sigs
 
 
-def sign_partition(partition_uri: str, dedup_uri: str, config: DedupConfig) -> dict[str, Any]:
+def sign_partition(partition_uri: str, layout: DedupLayout, config: DedupConfig) -> dict[str, Any]:
     """Sign one stage-1 partition (columns id, text); skipped when its marker says done.
 
     The marker's fingerprint covers the partition file's size and the signature parameters,
@@ -67,14 +67,15 @@ def sign_partition(partition_uri: str, dedup_uri: str, config: DedupConfig) -> d
     """
     name = partition_name(partition_uri)
     key = fingerprint(partition_uri, storage.size(partition_uri), signature_params(config))
-    marker = Marker(storage.join(dedup_uri, "signatures", f"{name}.done"), key)
-    manifest = run_once(marker, lambda: _sign(partition_uri, dedup_uri, name, config))
-    return manifest
+    marker = Marker(layout.signatures_done(name), key)
+    return run_once(marker, lambda: _sign(partition_uri, layout, name, config))
 
 
-def _sign(partition_uri: str, dedup_uri: str, name: str, config: DedupConfig) -> dict[str, Any]:
+def _sign(
+    partition_uri: str, layout: DedupLayout, name: str, config: DedupConfig
+) -> dict[str, Any]:
     started = time.perf_counter()
-    state = partition_state(dedup_uri, name)
+    state = layout.partition(name)
     table = tables.read_table(partition_uri, columns=["id", "text"])
     ids = table.column("id").to_pylist()
     texts = [text or "" for text in table.column("text").to_pylist()]

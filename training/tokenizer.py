@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import pyarrow.parquet as pq
 
 from smelt import storage
+from smelt.chat.template import CHAT_TEMPLATE, TEMPLATE_FILE
 from smelt.corpus.config import PiiConfig
 from smelt.errors import ConfigError, InputError
 
@@ -44,13 +45,6 @@ CONTROL_TOKENS = (
 DEFAULT_VOCAB_SIZE = 16384
 DEFAULT_SAMPLE_BYTES = 256 * 1024 * 1024  # ~25 s of BPE training here; plenty for <= 64k vocab
 MAX_VOCAB_SIZE = 2**32  # token ids are stored as uint32
-# ChatML (OpenAI; Qwen, SmolLM): the template transformers' `apply_chat_template` renders.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
 TOKENIZER_FILE = "tokenizer.json"
 REPORT_FILE = "report.json"
 
@@ -284,7 +278,7 @@ def save_tokenizer(tokenizer, output_uri: str, report: TokenizerReport) -> None:
     }
     files["tokenizer_config.json"] = _json_bytes(config)
     files["special_tokens_map.json"] = _json_bytes(special_map)
-    files["chat_template.jinja"] = CHAT_TEMPLATE.encode("utf-8")
+    files[TEMPLATE_FILE] = CHAT_TEMPLATE.encode("utf-8")
     files[REPORT_FILE] = _json_bytes(asdict(report))
     for name, data in files.items():  # report.json last: it marks a finished tokenizer
         storage.write_bytes(storage.join(output_uri, name), data)

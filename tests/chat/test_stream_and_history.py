@@ -69,8 +69,11 @@ def test_history_loses_whole_turns_oldest_first_and_keeps_the_system_prompt():
     ]
     kept, dropped = fit_to_context(messages, _count, budget=_count(messages))
     assert (kept, dropped) == (messages, 0)
-    kept, dropped = fit_to_context(messages, _count, budget=10)
-    assert dropped == 2 and kept == [messages[0], *messages[3:]]
+    # dropping the oldest user message alone would fit 13, but never an answer without its
+    # question: the whole first turn goes
+    for budget in (13, 10):
+        kept, dropped = fit_to_context(messages, _count, budget=budget)
+        assert dropped == 2 and kept == [messages[0], *messages[3:]]
     kept, dropped = fit_to_context(messages, _count, budget=5)
     assert dropped == 4 and kept == [messages[0], messages[5]]
     with pytest.raises(InputError, match="newest message and the system prompt take 5 tokens"):

@@ -64,22 +64,28 @@ class _Job:
         }
 
     async def pieces(self) -> AsyncIterator[tuple[str, str | None]]:
-        """(new text, None) while generating, then (last text, finish reason)."""
+        """(new text, None) while generating, then (last text, finish reason). Events that
+        queued up while the client was being served are taken together, so a slow client
+        gets fewer, larger chunks instead of falling behind."""
         while True:
-            event = await self.events.get()
-            if event.token is not None:
-                delta = self.text.push(event.token)
-                if self.text.stopped:  # a stop string: end here, free the row
-                    self.request.cancel("stop")
-                    yield delta, "stop"
-                    return
-                if delta:
-                    yield delta, None
-                continue
-            if event.finish == "error":
-                raise ApiError(500, f"generation failed: {event.error}", kind="server_error")
-            yield self.text.finish(), "length" if event.finish == "length" else "stop"
-            return
+            events = [await self.events.get()]
+            while not self.events.empty():
+                events.append(self.events.get_nowait())
+            delta = ""
+            for event in events:
+                if event.token is not None:
+                    delta += self.text.push(event.token)
+                    if self.text.stopped:  # a stop string: end here, free the row
+                        self.request.cancel("stop")
+                        yield delta, "stop"
+                        return
+                    continue
+                if event.finish == "error":
+                    raise ApiError(500, f"generation failed: {event.error}", kind="server_error")
+                yield delta + self.text.finish(), "length" if event.finish == "length" else "stop"
+                return
+            if delta:
+                yield delta, None
 
 
 def create_app(chat: ChatModel, engine: Engine) -> FastAPI:

@@ -9,7 +9,8 @@ newest column and start wherever its prompt began, with `valid` (B, L) marking r
 The decoder masks invalid keys and counts RoPE positions over valid ones only (smelt.model's
 left-padding support), so a row decodes exactly as it would alone. When rows join or leave the
 cache is rebuilt from the surviving rows, trimming columns no row uses any more, so its width
-stays the longest live sequence plus some headroom.
+stays the longest live sequence plus some headroom. An idle engine waits `gather_s` (5 ms) after
+the first new request, so requests sent together are prefilled together.
 
 Requests report through a sink (a callable taking `Event`s, called on the engine thread): one
 event per new token, then one with the finish reason ('stop', 'length', 'cancelled', 'error').
@@ -20,6 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -117,12 +119,15 @@ class _Batch:
 class Engine:
     """Serve `model` to concurrent requests; `start()` runs the engine thread, or call `step()`."""
 
-    def __init__(self, model: Decoder, max_batch: int = 8, headroom: int = 64) -> None:
+    def __init__(
+        self, model: Decoder, max_batch: int = 8, headroom: int = 64, gather_s: float = 0.005
+    ) -> None:
         if max_batch < 1:
             raise InputError(f"max_batch must be at least 1, got {max_batch}")
         self.model = model.eval()
         self.max_batch = max_batch
         self.headroom = headroom
+        self.gather_s = gather_s
         self.device = model.embed.weight.device
         self._ids = itertools.count(1)
         self._waiting: deque[Request] = deque()
@@ -184,6 +189,13 @@ class Engine:
                     self._wakeup.wait()
                 if self._closing:
                     return
+                if not self._batch.rows:  # idle: let requests sent together arrive together
+                    deadline = time.monotonic() + self.gather_s
+                    while len(self._waiting) < self.max_batch and not self._closing:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._wakeup.wait(left)
             self.step()
 
     # ---- one iteration ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ for eight (static batching, no HTTP: an upper bound for a server built on it). R
 smelt and transformers; medians are reported.
 
     .venv/bin/python bench/serve_bench.py                 # test preset, CPU
-    .venv/bin/python bench/serve_bench.py --preset small --rounds 5
+    .venv/bin/python bench/serve_bench.py --preset small --device cuda --rounds 5
 
 Prints a markdown table and one JSON line (prefix `JSON: `).
 """
@@ -66,7 +66,7 @@ def build_run(root: Path, preset: str, vocab: int) -> Path:
         *("--shards", str(root / "shards"), "--output", str(run), "--preset", preset),
         *("--tokenizer", str(root / "tokenizer" / "tokenizer.json")),
         *("--max-steps", "2", "--batch-size", "2", "--seq-len", "128", "--num-threads", "1"),
-        *("--checkpoint-every", "2", "--eval-every", "0", "--device", "cpu"),
+        *("--checkpoint-every", "2", "--eval-every", "0"),
     ]
     subprocess.run(
         [sys.executable, "-m", "smelt.training.loop", *args],
@@ -78,11 +78,11 @@ def build_run(root: Path, preset: str, vocab: int) -> Path:
     return run
 
 
-def start_server(run: Path, port: int, max_batch: int) -> subprocess.Popen:
+def start_server(run: Path, port: int, max_batch: int, device: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "smelt.cli.main", "serve", "--checkpoint", str(run)]
-        + ["--port", str(port), "--device", "cpu", "--log-level", "warning"]
+        + ["--port", str(port), "--device", device, "--log-level", "warning"]
         + ["--max-batch", str(max_batch)],
         cwd=REPO,
         env=env,
@@ -164,21 +164,22 @@ def smelt_round(url: str, prompts: list[list[int]], clients: int, per_client: in
 
 
 def hf_round(model, prompts: list[list[int]], batch: int, per_client: int, new: int):
+    device = model.device
     tokens, started = 0, time.perf_counter()
     outputs = []
     for r in range(per_client):
         rows = [prompts[(i + r * batch) % len(prompts)] for i in range(batch)]
         with torch.no_grad():
             out = model.generate(
-                torch.tensor(rows),
-                attention_mask=torch.ones(len(rows), len(rows[0]), dtype=torch.long),
+                torch.tensor(rows, device=device),
+                attention_mask=torch.ones(len(rows), len(rows[0]), dtype=torch.long, device=device),
                 do_sample=False,
                 max_new_tokens=new,
                 min_new_tokens=new,
                 pad_token_id=0,
             )
         generated = out[:, len(rows[0]) :]
-        tokens += generated.numel()
+        tokens += generated.numel()  # .tolist() below waits for the device
         outputs.extend(generated.tolist())
     return {"tokens_per_s": tokens / (time.perf_counter() - started), "ids": outputs}
 
@@ -192,6 +193,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda, for both sides")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_before = os.getloadavg()
@@ -205,7 +207,8 @@ def main() -> None:
         root = Path(tmp)
         run = build_run(root, args.preset, args.vocab)
         smelt(["export-hf", "--checkpoint", str(run), "--output", str(root / "hf")])
-        hf = AutoModelForCausalLM.from_pretrained(root / "hf", attn_implementation="sdpa").eval()
+        hf = AutoModelForCausalLM.from_pretrained(root / "hf", attn_implementation="sdpa")
+        hf = hf.to(args.device).eval()
         tokenizer = Tokenizer.from_file(str(run / "tokenizer.json"))
         vocab = tokenizer.get_vocab_size()
         gen = torch.Generator().manual_seed(0)
@@ -213,7 +216,7 @@ def main() -> None:
             torch.randint(300, vocab, (args.prompt_tokens,), generator=gen).tolist()
             for _ in range(8)
         ]
-        server = start_server(run, args.port, max_batch=8)
+        server = start_server(run, args.port, max_batch=8, device=args.device)
         url = f"http://127.0.0.1:{args.port}"
         try:
             smelt_round(url, prompts, 1, 1, 4)  # warm up both
@@ -246,7 +249,8 @@ def main() -> None:
     cfg = hf.config
     params = sum(p.numel() for p in hf.parameters()) / 1e6
     print(
-        f"`{args.preset}` ({params:.1f}M params, {type(hf).__name__}, vocab {vocab}), CPU, "
+        f"`{args.preset}` ({params:.1f}M params, {type(hf).__name__}, vocab {vocab}), "
+        f"{args.device}, "
         f"1 thread per side, prompt {args.prompt_tokens} + {args.new_tokens} new tokens, "
         f"{args.requests_per_client} requests per client, {args.rounds} rounds (medians); "
         f"torch {torch.__version__}, transformers {transformers.__version__}, "

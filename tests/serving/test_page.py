@@ -22,6 +22,7 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.mark.slow  # a browser start, like the Prefect UI test
 @pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
     reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)",

@@ -30,6 +30,7 @@ def run_generate(args: argparse.Namespace) -> int:
     import torch
     from tokenizers import Tokenizer
 
+    from smelt.chat import TextStream
     from smelt.errors import InputError
     from smelt.model.checkpoint_io import load_model
     from smelt.model.generate import stream
@@ -50,8 +51,7 @@ def run_generate(args: argparse.Namespace) -> int:
     generator = None
     if args.seed is not None:
         generator = torch.Generator(device=args.device).manual_seed(args.seed)
-    produced: list[int] = []
-    printed = ""
+    text = TextStream(tokenizer)
     sys.stdout.write(args.prompt)
     for token in stream(
         model,
@@ -64,13 +64,8 @@ def run_generate(args: argparse.Namespace) -> int:
         stop_token_ids=[eos] if eos is not None else [],
         generator=generator,
     ):
-        produced.append(token)
-        text = tokenizer.decode(produced)
-        if text.endswith("\ufffd"):  # an unfinished multi-byte character: wait for the rest
-            continue
-        sys.stdout.write(text[len(printed) :])
+        sys.stdout.write(text.push(token))
         sys.stdout.flush()
-        printed = text
-    sys.stdout.write(tokenizer.decode(produced)[len(printed) :] + "\n")
+    sys.stdout.write(text.finish() + "\n")
     sys.stdout.flush()
     return 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from smelt.chat.template import TEMPLATE_FILE
 from smelt.corpus.layout import part_name
 from smelt.storage import basename, join, normalize, parent
 
@@ -34,7 +35,7 @@ class TokenizerLayout:
     REPORT = "report.json"
     CONFIG = "tokenizer_config.json"
     SPECIAL_TOKENS_MAP = "special_tokens_map.json"
-    CHAT_TEMPLATE = "chat_template.jinja"
+    CHAT_TEMPLATE = TEMPLATE_FILE
 
     @classmethod
     def at(cls, uri: str) -> TokenizerLayout:

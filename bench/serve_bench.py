@@ -44,7 +44,7 @@ def build_run(root: Path, preset: str, vocab: int) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from smelt.training.shard_writer import build_shards
+    from smelt.prep.shards import build_shards
     from smelt.prep.tokenizer import train_tokenizer
 
     texts = [t for k in sorted(topics) for t in topics[k].split("\n\n") if t.strip()]

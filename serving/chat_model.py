@@ -16,9 +16,9 @@ import torch
 from smelt import storage
 from smelt.chat import END_OF_TURN, ChatTemplate, Message, load_template
 from smelt.errors import InputError
+from smelt.prep.specials import EOS
 from smelt.training import checkpoint
 from smelt.training.inference import OpenedCheckpoint, open_checkpoint
-from smelt.prep.specials import EOS
 
 
 def run_folder(uri: str) -> str:

@@ -75,7 +75,7 @@ def build_chat_run(root: Path, steps: int = 300) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     from smelt.chat import as_messages, render, save_template
-    from smelt.training.shard_writer import build_shards
+    from smelt.prep.shards import build_shards
     from smelt.prep.tokenizer import train_tokenizer
     from tests.shards.corpus_factory import write_corpus
 

@@ -197,6 +197,8 @@ class CheckpointWriter:
                 return action()
             except Exception as exc:  # noqa: BLE001 - an outage must never end training
                 self.failures += 1
+                if self._abandon.is_set():
+                    raise _Abandoned() from exc
                 log.warning(
                     "%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, delay
                 )

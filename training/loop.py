@@ -128,10 +128,21 @@ class Trainer:
 
     def run(self) -> TrainResult:
         started = time.perf_counter()
+        if self.config.num_threads:
+            torch.set_num_threads(self.config.num_threads)
+        self.prepare(open_manifest(self.config.shards))
+        with self.finishing():
+            loop_started = time.perf_counter()
+            if self.progress.step >= self.config.max_steps:
+                self.already_done()
+            self.loop()
+            self.result.loop_seconds = time.perf_counter() - loop_started
+        self.result.seconds = time.perf_counter() - started
+        return self.result
+
+    def prepare(self, manifest: Manifest) -> None:
+        """Build, check, restore, and only then write: a refused run changes nothing."""
         cfg, info = self.config, self.info
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        manifest = open_manifest(cfg.shards)
         self.model_config = build_model_config(cfg, manifest.vocab_size)
         self.build()
         self.checkpoints = self.checkpoint_manager(manifest)
@@ -142,7 +153,7 @@ class Trainer:
             info,
         )
         resumed = distributed.broadcast_json(plan.resume_step if plan else None, info)
-        self.checkpoints.restore(resumed)  # nothing is written before this succeeded
+        self.checkpoints.restore(resumed)
         distributed.on_main(plan.apply if plan else lambda: None, info)
         self.checkpoints.start()
         self.result.resumed_from = resumed
@@ -152,14 +163,6 @@ class Trainer:
         self.has_val = self.validation_possible(manifest)
         if info.is_main and resumed is None and (note := cfg.schedule_note()):
             log.warning(note)
-        with self.finishing():
-            loop_started = time.perf_counter()
-            if self.progress.step >= cfg.max_steps:
-                self.already_done()
-            self.loop()
-            self.result.loop_seconds = time.perf_counter() - loop_started
-        self.result.seconds = time.perf_counter() - started
-        return self.result
 
     def loop(self) -> None:
         cfg = self.config

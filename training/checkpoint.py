@@ -347,12 +347,8 @@ def verify_local(step: StepLayout) -> dict[str, Any]:
 def download(remote: StepLayout, local: StepLayout) -> StepLayout:
     """Copy a remote complete checkpoint to `local`, verified; its marker lands last."""
     marker = read_marker(remote)
-    tmp = StepLayout(
-        os.path.join(
-            os.path.dirname(local.root),
-            f".{os.path.basename(local.root)}.dl-{uuid.uuid4().hex[:8]}",
-        )
-    )
+    hidden = RunLayout(os.path.dirname(local.root)).temporary_step_dir(marker["step"], "dl")
+    tmp = StepLayout(hidden)
     os.makedirs(tmp.root)
     try:
         for name in marker["files"]:

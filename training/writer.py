@@ -54,8 +54,6 @@ class CheckpointWriter:
     def __init__(self, local: RunLayout, remote: RunLayout | None, keep_last: int) -> None:
         self.local, self.remote, self.keep_last = local, remote, keep_last
         self.written_steps: list[int] = []
-        self.uploaded_steps: list[int] = []
-        self.failures = 0
         self._errors: list[BaseException] = []
         self._pending_upload: set[int] = set()
         self._run_files_pending = False
@@ -164,7 +162,6 @@ class CheckpointWriter:
             return
         started = time.perf_counter()
         checkpoint.upload(local, remote, attempt=self._persist)
-        self.uploaded_steps.append(step)
         log.info(
             "checkpoint step %d uploaded to %s in %.2fs",
             step,
@@ -196,7 +193,6 @@ class CheckpointWriter:
             try:
                 return action()
             except Exception as exc:  # noqa: BLE001 - an outage must never end training
-                self.failures += 1
                 if self._abandon.is_set():
                     raise _Abandoned() from exc
                 log.warning(

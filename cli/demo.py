@@ -184,8 +184,10 @@ def step_train(ctx: DemoContext) -> None:
         "--checkpoint-every",
         str(max(1, ctx.args.train_steps // 3)),
     )
+    from smelt.training.checkpoint import RunLayout
+
     ctx.outputs["checkpoints"] = str(ctx.run_dir)
-    ctx.outputs["metrics"] = str(ctx.run_dir / "metrics.jsonl")
+    ctx.outputs["metrics"] = RunLayout(str(ctx.run_dir)).metrics
 
 
 def step_generate(ctx: DemoContext) -> None:

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "tokenizer",
     "shards",
     "train",
+    "push",
     "generate",
     "chat",
     "serve",

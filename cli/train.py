@@ -16,7 +16,12 @@ from smelt.training.config import TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser("train", help="train a model on token shards")
+    train = subparsers.add_parser(
+        "train",
+        help="train a model on token shards",
+        description="Train a preset on token shards into --output; the same command again "
+        "resumes from the newest complete checkpoint (local or on S3).",
+    )
     TrainConfig.add_arguments(train)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(handler=run_train, runs_flows=True)
@@ -34,7 +39,9 @@ def run_train(args: argparse.Namespace) -> int:
             "step": result.step,
             "tokens": result.tokens,
             "loss": result.loss,
+            "val_loss": result.val_loss,
             "output": result.output,
+            "already_done": result.already_done,
         }
     else:
         from smelt.flows.train import train_flow
@@ -96,4 +103,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
         text += f", loss {loss:.4f}"
     if val is not None:
         text += f", val loss {val:.4f}"
+    if summary.get("already_done"):
+        print(
+            f"{summary['output']} is already trained to step {summary['step']} "
+            f"({summary['tokens']:,} tokens); raise --max-steps to train it further"
+        )
+        return
     print(f"trained {summary['output']}: {text}")

@@ -24,7 +24,7 @@ from smelt.training.inference import OpenedCheckpoint, open_checkpoint
 def run_folder(uri: str) -> str:
     """The run that `--checkpoint URI` names: the URI itself, or the parent of a step."""
     uri = storage.normalize(uri)
-    return storage.parent(uri) if storage.exists(storage.join(uri, checkpoint.MARKER)) else uri
+    return storage.parent(uri) if checkpoint.StepLayout(uri).marker.done() else uri
 
 
 def run_chat_template(uri: str) -> str | None:

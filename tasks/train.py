@@ -52,6 +52,7 @@ def train_task(
         "loss": result.loss,
         "val_loss": result.val_loss,
         "resumed_from": result.resumed_from,
+        "already_done": result.already_done,
         "checkpoints": result.checkpoints,
         "seconds": round(result.seconds, 2),
     }

@@ -13,9 +13,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+
+from smelt.training.config import TrainConfig
 
 VOCAB = 512
 # A model small enough that 60 CPU steps take a few seconds (the `test` preset, narrowed).
@@ -34,6 +37,8 @@ TINY_MODEL = [
     "n_kv_heads=1",
 ]
 REPO = Path(__file__).resolve().parents[2]
+# An even smaller model for in-process runs of a few steps.
+TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2, "n_kv_heads": 1, "ffn_hidden": 64}
 
 
 def _texts() -> list[str]:
@@ -115,6 +120,23 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMELT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def small_config(shards: str, output: str | Path, **changes: Any) -> TrainConfig:
+    """A TrainConfig of a few steps of the TINY model (in-process tests)."""
+    values: dict[str, Any] = dict(
+        shards=shards,
+        output=str(output),
+        model_overrides=dict(TINY),
+        max_steps=4,
+        batch_size=2,
+        seq_len=16,
+        warmup_steps=1,
+        checkpoint_every=2,
+        num_threads=1,
+    )
+    values.update(changes)
+    return TrainConfig(**values)
 
 
 def train_args(shards: str, output: str, *extra: str, steps: int = 60) -> list[str]:

@@ -44,6 +44,7 @@ def build_run(root: Path, preset: str, vocab: int) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from smelt.prep.layout import TokenizerLayout
     from smelt.prep.shards import build_shards
     from smelt.prep.tokenizer import train_tokenizer
 
@@ -64,7 +65,7 @@ def build_run(root: Path, preset: str, vocab: int) -> Path:
     run = root / "run"
     args = [
         *("--shards", str(root / "shards"), "--output", str(run), "--preset", preset),
-        *("--tokenizer", str(root / "tokenizer" / "tokenizer.json")),
+        *("--tokenizer", TokenizerLayout.at(str(root / "tokenizer")).tokenizer),
         *("--max-steps", "2", "--batch-size", "2", "--seq-len", "128", "--num-threads", "1"),
         *("--checkpoint-every", "2", "--eval-every", "0"),
     ]
@@ -202,6 +203,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     from smelt.cli.main import main as smelt
+    from smelt.training.checkpoint import RunLayout
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -209,7 +211,7 @@ def main() -> None:
         smelt(["export-hf", "--checkpoint", str(run), "--output", str(root / "hf")])
         hf = AutoModelForCausalLM.from_pretrained(root / "hf", attn_implementation="sdpa")
         hf = hf.to(args.device).eval()
-        tokenizer = Tokenizer.from_file(str(run / "tokenizer.json"))
+        tokenizer = Tokenizer.from_file(RunLayout(str(run)).tokenizer)
         vocab = tokenizer.get_vocab_size()
         gen = torch.Generator().manual_seed(0)
         prompts = [

@@ -37,9 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument("--temperature", type=float, default=0.7, help="0 is greedy")
     chat.add_argument("--top-k", type=int, default=0, help="0 is off")
     chat.add_argument("--top-p", type=float, default=0.9, help="1 is off")
-    chat.add_argument("--repetition-penalty", type=float, default=1.0)
-    chat.add_argument("--max-new-tokens", type=int, default=256)
-    chat.add_argument("--seed", type=int, default=None)
+    chat.add_argument(
+        "--repetition-penalty",
+        type=float,
+        default=1.0,
+        help="1 is off; above 1 discourages repeats",
+    )
+    chat.add_argument("--max-new-tokens", type=int, default=256, help="most tokens in one reply")
+    chat.add_argument(
+        "--seed", type=int, default=None, help="sampling seed (default: a fresh one each run)"
+    )
     chat.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda")
     chat.set_defaults(handler=run_chat)
 

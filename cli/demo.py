@@ -33,11 +33,15 @@ DEMO_CORPUS_OVERRIDES: dict[str, Any] = {
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser("demo", help="run the pipeline on a local sample, no download")
-    demo.add_argument("--workdir", default="./smelt-data", metavar="DIR")
+    demo.add_argument(
+        "--workdir", default="./smelt-data", metavar="DIR", help="where every output goes"
+    )
     demo.add_argument("--max-docs", type=int, default=3000, help="size of the sample corpus")
-    demo.add_argument("--train-steps", type=int, default=300)
-    demo.add_argument("--vocab-size", type=int, default=8192)
-    demo.add_argument("--prompt", default="The Python interpreter")
+    demo.add_argument("--train-steps", type=int, default=300, help="training steps")
+    demo.add_argument("--vocab-size", type=int, default=8192, help="tokenizer vocabulary")
+    demo.add_argument(
+        "--prompt", default="The Python interpreter", help="prompt of the closing sample"
+    )
     demo.set_defaults(handler=run_demo, runs_flows=True)
 
 

@@ -16,17 +16,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="URI",
         help="a run's output URI (newest complete checkpoint) or a step directory",
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument(
         "--model-name", metavar="NAME", help="the model id clients send (default: the run's name)"
     )
-    serve.add_argument(
-        "--max-batch", type=int, default=8, help="requests decoded together (default 8)"
-    )
+    serve.add_argument("--max-batch", type=int, default=8, help="requests decoded together")
     serve.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda")
     serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="the HTTP server's log level",
     )
     serve.set_defaults(handler=run_serve)
 

@@ -23,8 +23,8 @@ from smelt.cli import api
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     server = subparsers.add_parser("server", help="start the Prefect UI with smelt deployments")
-    server.add_argument("--host", default="127.0.0.1")
-    server.add_argument("--port", type=int, default=4200)
+    server.add_argument("--host", default="127.0.0.1", help="address of the UI and API")
+    server.add_argument("--port", type=int, default=4200, help="port of the UI and API")
     server.add_argument(
         "--home",
         metavar="DIR",

@@ -44,6 +44,7 @@ from smelt import storage
 from smelt.errors import IntegrityError
 from smelt.model.checkpoint_io import load_weights, save_weights
 from smelt.model.config import ModelConfig
+from smelt.prep.layout import TokenizerLayout
 from smelt.storage.stage import Marker
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class RunLayout:
     RUN_FILE = "run.json"
     METRICS = "metrics.jsonl"
     TENSORBOARD = "tb"
-    TOKENIZER = "tokenizer.json"
+    TOKENIZER = TokenizerLayout.TOKENIZER
 
     def file(self, name: str) -> str:
         return storage.join(self.root, name)

@@ -22,7 +22,11 @@ OTHER = re.compile(r"^\.(bin|idx)$|(^|/)shard_$|shard_\d{5}")  # shard paths
 # files that may still spell them: the layouts; the Hugging Face export folder (model/ sits
 # below prep/ and writes transformers' own names); the pipeline's records, which predate the
 # layouts (prep.tokenizer.is_current and prep.shards.is_current replace them)
-ALLOWED = {"prep/layout.py", "model/export_hf.py"}
+ALLOWED = {
+    "prep/layout.py",
+    "model/export_hf.py",  # the Hugging Face folder it writes (model may not import prep)
+    "chat/template.py",  # TEMPLATE_FILE, the name prep's layout takes
+}
 
 
 def test_shards_layout_is_the_design_contract(tmp_path):

@@ -133,19 +133,3 @@ def test_generate_without_a_checkpoint_is_a_clear_error(
 ) -> None:
     assert main(["generate", "--checkpoint", str(tmp_path), "--prompt", "x"]) == 2
     assert "no complete checkpoint" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("command", ["train", "generate", "export-hf", "push"])
-def test_every_flag_has_help_and_shows_its_default(command: str) -> None:
-    import argparse
-
-    from smelt.cli.main import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    flags = [a for a in sub.choices[command]._actions if a.option_strings != ["-h", "--help"]]
-    assert flags
-    for action in flags:
-        assert action.help, f"{command} {action.option_strings[0]} has no help"
-        assert "(default: " in action.help or "(required)" in action.help, action.option_strings
-    assert "(default:" in sub.choices[command].format_help()

@@ -229,3 +229,18 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             overrides[key.strip()] = raw
     return overrides
+
+
+def parse_named(items: list[str], flag: str) -> dict[str, str]:
+    """`["hellaswag=s3://b/hs.jsonl"]` -> `{"hellaswag": "s3://b/hs.jsonl"}` (NAME=URI flags)."""
+    named: dict[str, str] = {}
+    for item in items:
+        name, sep, uri = item.partition("=")
+        if not sep or not name.strip() or not uri.strip():
+            raise ConfigError(
+                f"{flag} {item!r}: expected NAME=URI, e.g. hellaswag=./hellaswag.jsonl"
+            )
+        if name.strip() in named:
+            raise ConfigError(f"{flag} {item!r}: the name {name.strip()!r} is given twice")
+        named[name.strip()] = uri.strip()
+    return named

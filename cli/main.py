@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "generate",
     "export",
     "eval",
+    "ablate",
     "demo",
     "server",
 )

@@ -44,6 +44,7 @@ RESUMABLE_CHANGES = frozenset(
         "tokenizer",
         "peak_flops",
         "log_every",
+        "eval_tasks",
     }
 )
 
@@ -88,6 +89,7 @@ class TrainConfig:
     num_threads: int | None = None
     peak_flops: float | None = None  # per device, for MFU; default from the GPU name
     log_every: int = 10  # how often the progress callback fires (metrics.jsonl: every step)
+    eval_tasks: dict[str, str] = field(default_factory=dict)  # --eval-task NAME=URI, every eval
 
     def __post_init__(self) -> None:
         positive = (
@@ -209,12 +211,24 @@ class TrainConfig:
         add("--cache-dir", metavar="DIR", help="local copy of an s3:// run")
         add("--num-threads", type=int, default=None, help="torch CPU threads")
         add("--peak-flops", type=float, default=None, help="peak FLOP/s per device, for MFU")
+        add(
+            "--eval-task",
+            dest="eval_tasks",
+            action="append",
+            default=[],
+            metavar="NAME=URI",
+            help="a task `smelt eval` reads, scored every --eval-every steps (repeatable)",
+        )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)} - {"model_overrides"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"model_overrides", "eval_tasks"}
         values = {k: getattr(args, k) for k in names if hasattr(args, k)}
-        return cls(model_overrides=parse_overrides(args.model_override or []), **values)
+        return cls(
+            model_overrides=parse_overrides(args.model_override or []),
+            eval_tasks=parse_named(getattr(args, "eval_tasks", None) or [], "--eval-task"),
+            **values,
+        )
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -45,6 +45,9 @@ from smelt.training.shard_format import open_manifest
 log = logging.getLogger(__name__)
 
 StepCallback = Callable[[dict[str, Any]], None]
+# (model, step) -> metrics merged into that step's record, every eval_every steps (the
+# `--eval-task` evaluator of smelt.evaluation.in_training; any callable of that shape works)
+StepEvaluator = Callable[[nn.Module, int], dict[str, float]]
 
 
 class TrainingDivergedError(SmeltError):
@@ -65,11 +68,17 @@ class TrainResult:
     loop_seconds: float = 0.0  # the step loop alone (steps, logging, eval, checkpoint captures)
 
 
-def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResult:
+def train(
+    config: TrainConfig,
+    on_step: StepCallback | None = None,
+    evaluator: StepEvaluator | None = None,
+) -> TrainResult:
     """Run (or resume) training; `on_step` receives a metrics record every `log_every` steps."""
+    if config.eval_tasks and evaluator is None:
+        raise ConfigError("--eval-task needs `smelt train` (or torchrun -m smelt.cli.main train)")
     info = distributed.init(config.device)
     try:
-        result = Trainer(config, info, on_step).run()
+        result = Trainer(config, info, on_step, evaluator).run()
         # Leave together: a rank that tears down its process group while a peer is still
         # finishing (rank 0 writes the last checkpoint) can abort the peer at exit. Only on
         # success: after an error the peers may never arrive.
@@ -107,8 +116,14 @@ def build_model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
 class Trainer:
     """One training run on one rank; `run()` is the recipe."""
 
-    def __init__(self, config: TrainConfig, info: DistInfo, on_step: StepCallback | None) -> None:
-        self.config, self.info, self.on_step = config, info, on_step
+    def __init__(
+        self,
+        config: TrainConfig,
+        info: DistInfo,
+        on_step: StepCallback | None,
+        evaluator: StepEvaluator | None = None,
+    ) -> None:
+        self.config, self.info, self.on_step, self.evaluator = config, info, on_step, evaluator
         self.device = distributed.resolve_device(config.device, info)
         self.run_dir = RunDir.for_output(config.output, config.cache_dir)
         self.step, self.tokens = 0, 0
@@ -171,6 +186,8 @@ class Trainer:
                 record["ckpt_stall_s"] = round(stall, 6)
             if self.should(cfg.eval_every) and self.has_val:
                 record["val_loss"] = self.result.val_loss = self.evaluate()
+            if self.evaluator is not None and self.should(cfg.eval_every):
+                record.update(self.evaluator(self.raw_model, self.step))
             self.metrics.log(record)
             self.result.loss, self.result.step, self.result.tokens = loss, self.step, self.tokens
             if self.should(cfg.checkpoint_every):

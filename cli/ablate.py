@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_ablate(args: argparse.Namespace) -> int:
     from smelt.evaluation.ablation import load_ablation, parse_ablation
+    from smelt.evaluation.evaluator import EvalInputs
     from smelt.flows.ablation import data_ablation
 
     config = load_ablation(args.config)
@@ -40,6 +41,8 @@ def run_ablate(args: argparse.Namespace) -> int:
         data = config.model_dump()
         data["proxy"]["seeds"] = args.seeds
         config = parse_ablation(data, args.config)
+    # the task and text files are read now: a bad row must not wait for hours of training
+    EvalInputs.load(config.eval.tasks, config.eval.texts, config.eval.limit)
     console = Console()
     report = data_ablation(
         config=config,

@@ -62,9 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from smelt.evaluation.evaluator import EvalSettings
+    from smelt.evaluation.evaluator import EvalInputs, EvalSettings
     from smelt.flows.evaluate import evaluate
     from smelt.training.config import parse_named
+    from smelt.training.run_dir import locate_checkpoint
 
     tasks = parse_named(args.task, "--task")
     texts = parse_named(args.text, "--text")
@@ -77,6 +78,9 @@ def run_eval(args: argparse.Namespace) -> int:
         val_batches=args.val_batches,
         val_shards=args.val_shards,
     )
+    # bad files and a missing checkpoint surface here, before Prefect starts, in one line
+    EvalInputs.load(tasks, texts, settings.limit)
+    locate_checkpoint(args.checkpoint)
     console = Console()
     with progress_bars(console, enabled=not args.no_progress) as progress:
         result = evaluate(

@@ -54,6 +54,10 @@ def task_evaluator(config: TrainConfig) -> TaskEvaluator | None:
     """The evaluator a run's `--eval-task` flags ask for, or None; needs the run's tokenizer."""
     if not config.eval_tasks:
         return None
+    if config.fsdp:  # sharded parameters are whole only inside the wrapped forward
+        raise ConfigError(
+            "--eval-task does not run with --fsdp; evaluate the checkpoints with smelt eval"
+        )
     from tokenizers import Tokenizer
 
     from smelt.training.run_dir import resolve_tokenizer

@@ -66,7 +66,8 @@ def load_texts(name: str, uri: str, limit: int | None = None) -> TextSet:
 def resolve_task_files(name: str, uri: str) -> list[str]:
     """The data files behind a task URI, in order."""
     if uri == HUB_WORD or uri.startswith(HUB_PREFIX):
-        return split_files(download_hub(hub_source(name, uri)), hub_source(name, uri).split)
+        source = hub_source(name, uri)
+        return split_files(download_hub(source), source.split)
     if storage.is_dir(uri):
         hub = layout_for(name).hub
         split = hub.split if hub else "test"

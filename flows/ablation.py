@@ -67,6 +67,7 @@ def data_ablation(
         raise ConfigError("the ablation needs an output: set `output:` or pass --output")
     say = notify or get_run_logger().info
     with tags(f"ablation:{config.name}"):
+        load_inputs(config.eval.tasks, config.eval.texts, config.eval.limit)  # fail fast
         tokenizer = shared_tokenizer(config, root, force, runner, workers, say)
         results = {}
         for name in config.recipes():

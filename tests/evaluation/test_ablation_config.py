@@ -127,3 +127,18 @@ def test_one_seed_uses_the_binomial_standard_error() -> None:
     assert second["std"] is None
     with pytest.raises(ConfigError, match="rank_by 'q/f1'"):
         rank_variants(results, "q/f1", [0])
+
+
+def test_a_bad_task_file_fails_before_anything_is_built(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from smelt.cli.main import main
+
+    (tmp_path / "quiz.jsonl").write_text('{"context": "a", "choices": ["x", "y"]}\n')
+    path = tmp_path / "ablation.yaml"
+    path.write_text("base: {inputs: [raw]}\noutput: out\neval: {tasks: {quiz: quiz.jsonl}}\n")
+    assert main(["ablate", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert str(tmp_path / "quiz.jsonl") in err and "row 1" in err and "no label" in err
+    assert not (tmp_path / "out").exists()

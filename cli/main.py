@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "chat",
     "serve",
     "export",
+    "eval",
+    "ablate",
     "demo",
     "server",
 )

@@ -32,9 +32,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig.from_args(args)
     if under_torchrun():
+        from smelt.evaluation.in_training import task_evaluator
         from smelt.training.loop import train
 
-        result = train(config)
+        result = train(config, evaluator=task_evaluator(config))
         summary = {
             "step": result.step,
             "tokens": result.tokens,

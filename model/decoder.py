@@ -179,6 +179,11 @@ class Decoder(nn.Module):
             h = h[:, -1:]
         return self._project(h)
 
+    def project(self, h: torch.Tensor) -> torch.Tensor:
+        """float32 logits (..., V) of hidden states (..., d): scoring projects only the
+        positions it reads, not every position of the batch."""
+        return self._project(h)
+
     def _project(self, h: torch.Tensor) -> torch.Tensor:
         logits = F.linear(h, self.output_weight).float()  # (B, T, V)
         cap = self.config.final_softcap

@@ -14,6 +14,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NONE
 
+from smelt.evaluation.in_training import task_evaluator
 from smelt.training.config import TrainConfig
 from smelt.training.loop import train
 
@@ -34,6 +35,7 @@ def train_task(
     def report(record: dict[str, Any]) -> None:
         nonlocal last_update
         rows.append({k: record.get(k) for k in ("step", "loss", "val_loss", "lr", "tokens")})
+        rows[-1].update({k: v for k, v in record.items() if k.startswith("eval/")})
         now = time.monotonic()
         if now - last_update >= PROGRESS_EVERY_S or record["step"] == config.max_steps:
             update_progress_artifact(progress_id, 100.0 * record["step"] / config.max_steps)
@@ -41,7 +43,7 @@ def train_task(
         if on_step is not None:
             on_step(record)
 
-    result = train(config, on_step=report)
+    result = train(config, on_step=report, evaluator=task_evaluator(config))
     create_table_artifact(
         key="train-loss", table=rows[-200:], description=f"Loss per logged step of {config.output}"
     )

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# deployments -> flows -> tasks -> (corpus, prep, training, model, serving) -> storage; chat (the
-# conversation format) sits low enough for data preparation, training and serving to import it.
+# deployments -> flows -> tasks -> (evaluation, serving -> training -> prep, corpus, model, chat)
+# -> storage; chat (the conversation format) sits low enough for data preparation, training and
+# serving to import it.
 LAYERS = {
     "storage": set(),
     "chat": {"storage"},
@@ -18,8 +19,19 @@ LAYERS = {
     "model": {"storage"},
     "training": {"storage", "model", "corpus", "prep", "chat"},
     "serving": {"storage", "model", "training", "prep", "chat"},
-    "tasks": {"storage", "corpus", "prep", "training", "model", "chat", "serving"},
-    "flows": {"storage", "corpus", "prep", "training", "model", "chat", "serving", "tasks"},
+    "evaluation": {"storage", "model", "corpus", "prep", "training", "chat"},
+    "tasks": {"storage", "corpus", "prep", "training", "model", "chat", "serving", "evaluation"},
+    "flows": {
+        "storage",
+        "corpus",
+        "prep",
+        "training",
+        "model",
+        "chat",
+        "serving",
+        "evaluation",
+        "tasks",
+    },
     "deployments": {
         "storage",
         "corpus",
@@ -28,6 +40,7 @@ LAYERS = {
         "model",
         "chat",
         "serving",
+        "evaluation",
         "tasks",
         "flows",
     },
@@ -51,7 +64,7 @@ def _modules(package: str) -> list[Path]:
 
 
 @pytest.mark.parametrize(
-    "package", ["storage", "corpus", "prep", "model", "training", "chat", "serving"]
+    "package", ["storage", "corpus", "prep", "model", "training", "chat", "serving", "evaluation"]
 )
 def test_domain_code_imports_no_prefect(package: str) -> None:
     offenders = [

@@ -56,6 +56,7 @@ RESUMABLE_CHANGES = frozenset(
         "peak_flops",
         "log_every",
         "upload_timeout",
+        "eval_tasks",
     }
 )
 
@@ -152,6 +153,11 @@ class TrainConfig:
     upload_timeout: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _knob(
         600.0, "s3:// runs: seconds to wait for pending uploads after the last step"
     )
+    eval_tasks: dict[str, str] = _knob(
+        {},
+        "a task `smelt eval` reads, scored every --eval-every steps (repeatable)",
+        metavar="NAME=URI",
+    )
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
@@ -223,9 +229,13 @@ class TrainConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)} - {"model_overrides"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"model_overrides", "eval_tasks"}
         values = {k: getattr(args, k) for k in names if hasattr(args, k)}
-        return cls(model_overrides=parse_overrides(args.model_override or []), **values)
+        return cls(
+            model_overrides=parse_overrides(args.model_override or []),
+            eval_tasks=parse_named(getattr(args, "eval_task", None) or [], "--eval-task"),
+            **values,
+        )
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -269,9 +279,12 @@ def _check(name: str, value: Any) -> None:
 # ---- flags ----------------------------------------------------------------------------------
 
 
+REPEATED = {"model_overrides": "--model-override", "eval_tasks": "--eval-task"}  # KEY=VALUE
+
+
 def _flag(item: dataclasses.Field) -> list[str]:
-    if item.name == "model_overrides":
-        return ["--model-override"]
+    if item.name in REPEATED:
+        return [REPEATED[item.name]]
     return [f"--{item.name.replace('_', '-')}"]
 
 
@@ -285,11 +298,12 @@ def _flag_options(item: dataclasses.Field) -> dict[str, Any]:
         options["metavar"] = item.metadata["metavar"]
     if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
         return {**options, "required": True, "help": f"{help_text} (required)"}
-    if item.name == "model_overrides":
+    if item.name in REPEATED:
         return {
             **options,
             "action": "append",
             "default": [],
+            "dest": REPEATED[item.name].removeprefix("--").replace("-", "_"),
             "help": f"{help_text} (default: none)",
         }
     if kind is bool:
@@ -314,3 +328,18 @@ def _plain_type(hint: Any) -> tuple[type, tuple[str, ...] | None]:
     if typing.get_origin(hint) is Literal:
         return str, typing.get_args(hint)
     return typing.get_origin(hint) or hint, None
+
+
+def parse_named(items: list[str], flag: str) -> dict[str, str]:
+    """`["hellaswag=s3://b/hs.jsonl"]` -> `{"hellaswag": "s3://b/hs.jsonl"}` (NAME=URI flags)."""
+    named: dict[str, str] = {}
+    for item in items:
+        name, sep, uri = item.partition("=")
+        if not sep or not name.strip() or not uri.strip():
+            raise ConfigError(
+                f"{flag} {item!r}: expected NAME=URI, e.g. hellaswag=./hellaswag.jsonl"
+            )
+        if name.strip() in named:
+            raise ConfigError(f"{flag} {item!r}: the name {name.strip()!r} is given twice")
+        named[name.strip()] = uri.strip()
+    return named

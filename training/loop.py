@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 StepCallback = Callable[[dict[str, Any]], None]
 SIGTERM_UPLOAD_WAIT_S = 3.0  # after SIGTERM or an error: a short wait, then exit
+# (model, step) -> metrics merged into that step's record, every eval_every steps (the
+# `--eval-task` evaluator of smelt.evaluation.in_training; any callable of that shape works)
+StepEvaluator = Callable[[nn.Module, int], dict[str, float]]
 
 
 class TrainingDivergedError(SmeltError):
@@ -69,14 +72,21 @@ class TrainResult:
     already_done: bool = False  # the run had reached --max-steps before this call
 
 
-def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResult:
-    """Run (or resume) training; `on_step` receives a metrics record every `log_every` steps.
+def train(
+    config: TrainConfig,
+    on_step: StepCallback | None = None,
+    evaluator: StepEvaluator | None = None,
+) -> TrainResult:
+    """Run (or resume) training; `on_step` receives a metrics record every `log_every` steps,
+    `evaluator` (model, step) -> metrics every `eval_every` steps.
 
     Raises `UploadsPendingError` (after every rank finished) when checkpoints of an s3://
     run are still only local once the bounded wait for their upload ran out."""
+    if config.eval_tasks and evaluator is None:
+        raise ConfigError("--eval-task needs `smelt train` (or torchrun -m smelt.cli.main train)")
     info = distributed.init(config.device)
     try:
-        trainer = Trainer(config, info, on_step)
+        trainer = Trainer(config, info, on_step, evaluator)
         result = trainer.run()
         # Leave together: a rank that tears down its process group while a peer is still
         # finishing (rank 0 writes the last checkpoint) can abort the peer at exit. Only on
@@ -117,8 +127,14 @@ def build_model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
 class Trainer:
     """One training run on one rank; `run()` is the recipe."""
 
-    def __init__(self, config: TrainConfig, info: DistInfo, on_step: StepCallback | None) -> None:
-        self.config, self.info, self.on_step = config, info, on_step
+    def __init__(
+        self,
+        config: TrainConfig,
+        info: DistInfo,
+        on_step: StepCallback | None,
+        evaluator: StepEvaluator | None = None,
+    ) -> None:
+        self.config, self.info, self.on_step, self.evaluator = config, info, on_step, evaluator
         self.device = distributed.resolve_device(config.device, info)
         self.progress = Progress()
         self.result = TrainResult(storage.normalize(config.output), 0, 0, None)
@@ -354,6 +370,8 @@ class Trainer:
             record["ckpt_stall_s"] = round(stall, 6)
         if self.has_val and self.should(self.config.eval_every):
             record["val_loss"] = self.result.val_loss = self.evaluate()
+        if self.evaluator is not None and self.should(self.config.eval_every):
+            record.update(self.evaluator(self.raw_model, self.progress.step))
         self.metrics.log(record)
         self.result.loss, self.result.step = loss, self.progress.step
         self.result.tokens = self.progress.tokens

@@ -129,9 +129,8 @@ class MetricsLogger:
             step = record["step"]
             for key, value in record.items():
                 if key != "step" and isinstance(value, int | float) and value is not None:
-                    self._writer.add_scalar(
-                        f"train/{key}" if key != "val_loss" else "val/loss", value, step
-                    )
+                    tag = "val/loss" if key == "val_loss" else f"train/{key}"
+                    self._writer.add_scalar(key if "/" in key else tag, value, step)
 
     def flush(self) -> None:
         if self._writer is not None:

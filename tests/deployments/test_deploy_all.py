@@ -22,6 +22,9 @@ EXPECTED = {
     "train/runpod": "runpod",
     "train/local": "process",
     "pretrain-pipeline/default": "process",
+    "evaluate/default": "process",
+    "evaluate/runpod": "runpod",
+    "data-ablation/default": "process",
 }
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -68,6 +71,10 @@ def test_parameter_schemas_are_forms_with_dropdowns(deployed):
     assert schema["definitions"]["CorpusStage"]["properties"]["inputs"]["description"]
     assert "params" in deployed["corpus-build/default"]["parameter_openapi_schema"]["properties"]
     assert "config" in deployed["train/runpod"]["parameter_openapi_schema"]["properties"]
+    ablation = deployed["data-ablation/default"]["parameter_openapi_schema"]
+    assert {"ProxyPlan", "Recipe", "EvalPlan"} <= set(ablation["definitions"])
+    evaluate = deployed["evaluate/default"]["parameter_openapi_schema"]
+    assert {"checkpoint", "output", "tasks", "all_checkpoints"} <= set(evaluate["properties"])
 
 
 def test_nightly_rebuild_schedule_and_concurrency(deployed):

@@ -165,10 +165,10 @@ class RunPodWorker(BaseWorker[RunPodJobConfiguration, RunPodVariables, RunPodWor
                 )
             finally:
                 with anyio.CancelScope(shield=True):
+                    if outcome.message:  # first: a dying pod may report a crash of its own
+                        await self._propose_crashed_state(flow_run, outcome.message)
                     await self._terminate_all(runpod, run, run_logger, secrets)
                     self._watched.pop(flow_run.id, None)
-                    if outcome.message:
-                        await self._propose_crashed_state(flow_run, outcome.message)
         return RunPodWorkerResult(identifier=outcome.identifier, status_code=outcome.status_code)
 
     async def kill_infrastructure(

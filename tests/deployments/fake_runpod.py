@@ -267,13 +267,15 @@ class FakeRunPod:
         return pod
 
     def terminate(self, pod_id: str) -> bool:
+        """Forget the pod at once (404 from now on); its container stops in the background,
+        as `docker stop` does behind RunPod's answer."""
         with self._lock:
             pod = self.pods.get(pod_id)
             if pod is None or pod.terminated_at is not None:
                 return False
             pod.terminated_at = time.time()
             self.terminations.append(pod_id)
-        self._kill(pod)
+        threading.Thread(target=self._kill, args=(pod,), daemon=True).start()
         return True
 
     def _run_container(self, pod: FakePod) -> None:

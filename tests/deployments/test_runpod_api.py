@@ -81,7 +81,8 @@ def test_pod_lifecycle_on_v2_and_env_values_arrive_exactly(fake):
     assert after == []
     request = fake.pods[pod["id"]].request
     assert request["env"]["TRICKY"] == tricky
-    assert fake.pods[pod["id"]].process is None or fake.pods[pod["id"]].process.poll() is not None
+    process = fake.pods[pod["id"]].process  # the container stops behind the answer
+    assert fake.wait_for(lambda: process is None or process.poll() is not None, timeout=20)
 
 
 def test_the_fake_answers_as_the_spec_describes(fake):

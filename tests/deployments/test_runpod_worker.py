@@ -301,9 +301,9 @@ def test_a_pod_lost_mid_training_is_replaced_and_training_resumes_from_s3(
     config = _train_config(args)
     run = prefect_api.run_deployment("paced-train/paced", {"config": config, "step_delay_s": 0.15})
     flow_run_id = run["id"]
-    assert fake.wait_for(
-        lambda: storage.exists(f"{output}/step_00000020/COMPLETE"), timeout=180, interval=0.05
-    ), stack["worker"].log_path.read_text()[-3000:]
+    assert fake.wait_for(lambda: _uploaded_through(output, 20), timeout=180, interval=0.05), stack[
+        "worker"
+    ].log_path.read_text()[-3000:]
     first = _pod_of(fake, flow_run_id)
     fake.lose(first.id, "gone")  # the host failed: no goodbye, RunPod forgets the pod
     state = prefect_api.wait_state(flow_run_id, FINAL_STATES, timeout=300)
@@ -327,6 +327,18 @@ def test_a_pod_lost_mid_training_is_replaced_and_training_resumes_from_s3(
     run_loop(train_args(shards, str(reference), *flags, steps=60), env=reference_env)
     expected = [json.loads(line)["loss"] for line in (reference / "metrics.jsonl").open()]
     assert [record["loss"] for record in metrics] == expected  # bit for bit
+
+
+def _uploaded_through(output: str, step: int) -> bool:
+    """Checkpoint `step` is complete on S3 and so is the metrics.jsonl mirrored after it
+    (the uploader writes the run files after the step's marker)."""
+    if not storage.exists(f"{output}/step_{step:08d}/COMPLETE"):
+        return False
+    try:
+        lines = storage.read_text(f"{output}/metrics.jsonl").splitlines()
+    except Exception:  # noqa: BLE001 - not there yet
+        return False
+    return bool(lines) and json.loads(lines[-1])["step"] >= step
 
 
 def _train_config(args: list[str]) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from smelt.deployments.deploy import PROJECT_DIR, deploy_all, ensure_work_pools
+from smelt.deployments.runpod_job import RunPodVariables
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +53,11 @@ def test_every_deployment_is_registered_on_its_pool(deployed):
     for name, pool in EXPECTED.items():
         assert name in deployed, f"{name} missing; got {sorted(deployed)}"
         assert deployed[name]["work_pool_name"] == pool
-    assert deployed["train/runpod"]["job_variables"]["gpu_type"] == "NVIDIA GeForce RTX 4090"
+    runpod_variables = deployed["train/runpod"]["job_variables"]
+    assert runpod_variables["gpu_type"] == "NVIDIA GeForce RTX 4090"
+    assert set(runpod_variables) <= set(RunPodVariables.model_fields)  # no unknown variable
+    RunPodVariables(**runpod_variables)
+    assert set(runpod_variables["secrets"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     assert deployed["train/runpod"]["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "/app"}}
     ]

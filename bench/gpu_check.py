@@ -117,8 +117,8 @@ def prepare_data(work: Path, plan: Plan) -> str:
     import pyarrow as pa
 
     from smelt.corpus.tables import write_table
-    from smelt.training.shard_writer import build_shards
-    from smelt.training.tokenizer import train_tokenizer
+    from smelt.prep.shards import build_shards
+    from smelt.prep.tokenizer import train_tokenizer
 
     texts = [topics[key] for key in sorted(topics)]
     for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
@@ -426,7 +426,7 @@ def run_checks(plan: Plan, work: Path) -> list[Row]:
 def _params(config, shards: str) -> int:  # noqa: ANN001
     from smelt.model.decoder import Decoder
     from smelt.training.loop import build_model_config
-    from smelt.training.shard_format import open_manifest
+    from smelt.prep.shard_format import open_manifest
 
     model_config = build_model_config(config, open_manifest(shards).vocab_size)
     return Decoder(model_config).num_params()

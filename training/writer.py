@@ -161,6 +161,9 @@ class CheckpointWriter:
             log.warning("checkpoint %s was pruned locally before its upload; skipped", local.root)
             return
         started = time.perf_counter()
+        # metrics.jsonl first: a run resumed from this checkpoint keeps the metrics up to its
+        # step, so they must be on S3 before the marker says the checkpoint is there
+        self._sync_files()
         checkpoint.upload(local, remote, attempt=self._persist)
         log.info(
             "checkpoint step %d uploaded to %s in %.2fs",

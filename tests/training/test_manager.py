@@ -189,3 +189,42 @@ def test_marker_is_uploaded_last_and_deleted_first(
     assert {p.rsplit("/", 1)[1] for p in puts[:-1]} >= {"model.safetensors", "trainer.json"}
     deletes = [uri for kind, uri in events if kind == "delete" and uri.startswith(first[:-1])]
     assert deletes[0] == first + "COMPLETE"
+
+
+def test_metrics_reach_s3_before_the_checkpoint_that_covers_them(
+    s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed run keeps metrics.jsonl up to its checkpoint's step: the remote copy must
+    hold every step up to a checkpoint before that checkpoint's marker appears, or a run
+    resumed on a fresh machine (a replaced pod) would miss those steps for good."""
+    import json
+
+    import smelt.storage.stage as stage
+
+    output = f"{s3_bucket}/runs/metrics-first"
+    remote_metrics = RunLayout(output).metrics
+    covered: dict[int, list[int]] = {}
+    write = stage.Marker.write
+
+    def observing(marker: stage.Marker, manifest: dict) -> dict:
+        step = RunLayout.step_of(storage.parent(marker.uri))
+        if storage.is_s3(marker.uri) and step is not None:
+            text = storage.read_text(remote_metrics) if storage.exists(remote_metrics) else ""
+            covered[step] = [json.loads(line)["step"] for line in text.splitlines()]
+        return write(marker, manifest)
+
+    monkeypatch.setattr(stage.Marker, "write", observing)
+    training = Training()
+    manager = training.manager(output, cache_dir=str(tmp_path / "c"), interval=1)
+    manager.start()
+    Path(manager.local.metrics).parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(3):
+        training.step()
+        step = training.progress.step
+        with open(manager.local.metrics, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"step": step, "loss": 1.0}) + "\n")
+        manager.save(step, last_step=step == 3)
+    assert not manager.close(timeout=60)
+    assert sorted(covered) == [1, 2, 3]
+    for step, steps in covered.items():
+        assert steps[: step] == list(range(1, step + 1)), (step, steps)

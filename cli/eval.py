@@ -3,7 +3,7 @@
     smelt eval --checkpoint URI [--task NAME=URI ...] [--text NAME=URI ...] --output URI
                [--all-checkpoints] [--batch-size B] [--device D] [--limit N]
 
-Prints the results as a table; `--output` receives DESIGN.md's results JSON (and, with
+Prints the results as a table; `--output` receives ARCHITECTURE.md's results JSON (and, with
 `--all-checkpoints`, the comparison table and plot beside it).
 """
 

@@ -10,7 +10,7 @@ Plain library code (no Prefect), in lm-evaluation-harness 0.4's terms:
 - `scorer`: log-likelihoods of (context, continuation) pairs and rolling windows over texts,
   tokenized and truncated exactly as the harness's `HFLM` does, batched;
 - `metrics`: acc, acc_norm, perplexity, bits per byte and their standard errors;
-- `evaluator`: one checkpoint -> the results JSON of DESIGN.md; `report`: where results go,
+- `evaluator`: one checkpoint -> the results JSON of ARCHITECTURE.md; `report`: where results go,
   tables, and every checkpoint of a run against tokens seen (`plots` draws it);
 - `in_training`: the callable the train loop runs; `heldout`: evaluation data from a corpus's
   own held-out documents;

@@ -1,4 +1,4 @@
-"""One checkpoint -> the results of DESIGN.md's `smelt eval`.
+"""One checkpoint -> the results of ARCHITECTURE.md's `smelt eval`.
 
     {"checkpoint": str, "step": int, "tokens": int,
      "tasks": {NAME: {"acc", "acc_norm", "n", ...}}, "bits_per_byte": {NAME: float}, ...}

@@ -1,6 +1,6 @@
 """Where evaluation results go and how they read: the output layout, tables, the run comparison.
 
-`smelt eval --output OUT.json` writes OUT.json (DESIGN.md's results of the newest checkpoint).
+`smelt eval --output OUT.json` writes OUT.json (ARCHITECTURE.md's results of the newest checkpoint).
 With `--all-checkpoints` it also writes, beside it:
 
     OUT.steps/step_NNNNNNNN.json   each checkpoint's results (reused while current)

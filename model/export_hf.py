@@ -38,7 +38,7 @@ _LAYER = {
 }
 _TOP_BACK = {v: k for k, v in _TOP.items()}
 _LAYER_BACK = {v: k for k, v in _LAYER.items()}
-# Special tokens looked up in the tokenizer (DESIGN.md, Tokenizer).
+# Special tokens looked up in the tokenizer (ARCHITECTURE.md, Tokenizer).
 EOS_TOKEN, PAD_TOKEN = "<|endoftext|>", "<pad>"
 END_OF_TURN_TOKEN = "<|im_end|>"  # ChatML's end of turn: a chat model's end of sequence
 

@@ -1,12 +1,12 @@
 """Where the data preparation stages put things: every file name of a tokenizer and a shard set.
 
-    TOKENIZER/tokenizer.json               the Hugging Face tokenizer (DESIGN.md, "Tokenizer")
+    TOKENIZER/tokenizer.json               the Hugging Face tokenizer (ARCHITECTURE.md, "Tokenizer")
     TOKENIZER/tokenizer_config.json        transformers' config: specials, ChatML template
     TOKENIZER/special_tokens_map.json      transformers' special token names
     TOKENIZER/chat_template.jinja          the ChatML template on its own
     TOKENIZER/report.json                  the training report; written last, it is the marker
 
-    SHARDS/{train,val}/shard_NNNNN.bin     uint32 token ids (DESIGN.md, "Shards")
+    SHARDS/{train,val}/shard_NNNNN.bin     uint32 token ids (ARCHITECTURE.md, "Shards")
     SHARDS/{train,val}/shard_NNNNN.idx     uint64 document end offsets
     SHARDS/build_report.json               counts and the build's fingerprint
     SHARDS/manifest.json                   written last: no manifest, no dataset

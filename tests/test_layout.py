@@ -1,4 +1,4 @@
-"""The layout rules of DESIGN.md, checked on the source: imports only point down the stack."""
+"""The layout rules of ARCHITECTURE.md, checked on the source: imports only point down the stack."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`smelt eval` runs the `evaluate` flow: results JSON per DESIGN.md, Prefect artifacts, the
+"""`smelt eval` runs the `evaluate` flow: results JSON per ARCHITECTURE.md, Prefect artifacts, the
 comparison across checkpoints, and one-line errors for bad input."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The layouts of a tokenizer and a shard set: DESIGN.md's names, spelled in one place."""
+"""The layouts of a tokenizer and a shard set: ARCHITECTURE.md's names, spelled in one place."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training fixtures: a tiny real tokenizer and token shards in the exact DESIGN.md format.
+"""Training fixtures: a tiny real tokenizer and token shards in the exact ARCHITECTURE.md format.
 
 The tokenizer is a byte-level BPE (512 tokens) trained on Python's own documentation topics
 (`pydoc_data`, in the standard library); the shards are those documents encoded, written with
@@ -63,7 +63,7 @@ def build_tokenizer(path: Path) -> None:
 
 
 def write_shards(root: Path, tokenizer_path: Path, docs_per_shard: int = 30) -> None:
-    """Encode the documents; ~10% go to val; shards as DESIGN.md fixes them."""
+    """Encode the documents; ~10% go to val; shards as ARCHITECTURE.md fixes them."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(tokenizer_path))

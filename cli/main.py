@@ -73,14 +73,22 @@ def _quiet_prefect(debug: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
-def _connect_prefect() -> None:
+def _connect_prefect(debug: bool) -> None:
     """Choose the Prefect API before Prefect is imported (it reads the address once), import
-    Prefect while a private server, if one is needed, starts, then wait until it answers."""
+    Prefect while a private server, if one is needed, starts, then wait until it answers.
+
+    Flow and task run logs go to the API (the UI shows them); in the terminal they would
+    repeat an error that the command prints itself in one line, so they stay there unless
+    `--debug`.
+    """
     from smelt.cli import api
 
     api.prepare()
     import prefect  # noqa: F401 - imported here, in parallel with the server's start
 
+    if not debug:
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).propagate = False
     api.ready()
 
 
@@ -96,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if getattr(args, "runs_flows", False):
-            _connect_prefect()
+            _connect_prefect(args.debug)
         return int(args.handler(args) or 0)
     except SmeltError as exc:
         if args.debug:

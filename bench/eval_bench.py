@@ -69,10 +69,12 @@ def main() -> None:
     from smelt.evaluation.scorer import Scorer
     from smelt.model import Decoder
     from smelt.model.export_hf import import_hf
+    from smelt.prep.layout import TokenizerLayout
 
     work = Path(tempfile.mkdtemp(prefix="smelt-eval-bench-"))
-    build_tokenizer(work / "tokenizer.json")
-    build_model(work / "hf", args.preset, work / "tokenizer.json", args.vocab)
+    tokenizer_file = Path(TokenizerLayout.at(str(work)).tokenizer)
+    build_tokenizer(tokenizer_file)
+    build_model(work / "hf", args.preset, tokenizer_file, args.vocab)
     device = torch.device(args.device)
     dtype = "bfloat16" if device.type == "cuda" else "float32"
 
@@ -82,7 +84,7 @@ def main() -> None:
     ours = ours.to(device).eval()
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(work / "hf" / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(TokenizerLayout.at(str(work / "hf")).tokenizer)
     scorer = Scorer(
         ours,
         tokenizer,

@@ -425,8 +425,8 @@ def run_checks(plan: Plan, work: Path) -> list[Row]:
 
 def _params(config, shards: str) -> int:  # noqa: ANN001
     from smelt.model.decoder import Decoder
-    from smelt.training.loop import build_model_config
     from smelt.prep.shard_format import open_manifest
+    from smelt.training.loop import build_model_config
 
     model_config = build_model_config(config, open_manifest(shards).vocab_size)
     return Decoder(model_config).num_params()

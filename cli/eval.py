@@ -51,7 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--batch-size", type=int, default=32, help="requests per forward pass")
     ev.add_argument("--max-length", type=int, default=None, help="default: model max_seq_len")
     ev.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda:N")
-    ev.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto")
+    ev.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="auto: bfloat16 autocast on a GPU, float32 on the CPU",
+    )
     ev.add_argument("--limit", type=int, default=None, help="first N items of each task/text")
     ev.add_argument(
         "--val-batches", type=int, default=20, help="val-shard batches for val_loss (0: skip)"

@@ -9,7 +9,7 @@ It composes the same flows `smelt corpus build`, `tokenizer train`, `shards buil
 `eval` run, through their public parameters, so the UI shows every stage of every variant
 (all runs are tagged `ablation:<name>` and `variant:<variant>`). A rerun reuses everything that
 is current: a corpus whose fingerprint matches its recipe, the tokenizer and shards whose
-records match (`flows/pipeline_records.py`), a proxy run already at its last step, an
+done-markers record the same inputs (`smelt.storage.stage`), a proxy run already at its last step, an
 evaluation stored for the same checkpoint and items. A changed recipe rebuilds that variant's
 corpus and shards, and its proxy runs start afresh in new run folders.
 """
@@ -23,17 +23,18 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, tags
 
 from smelt import storage
+from smelt.corpus.build import corpus_fingerprint, current_fingerprint
 from smelt.corpus.partition import PlanMismatchError
 from smelt.errors import ConfigError
 from smelt.evaluation.ablation import AblationConfig, AblationLayout, Recipe, run_is_finished
 from smelt.evaluation.evaluator import EvalSettings
 from smelt.evaluation.report import EvalLayout, evaluate_steps, write_json
-from smelt.flows import pipeline_records as records
-from smelt.flows.corpus_build import CorpusBuildParams, corpus_build, resolve_config
+from smelt.flows.corpus_build import CorpusBuildParams, corpus_build, resolve_request
 from smelt.flows.shards_build import shards_build
 from smelt.flows.tokenizer_train import tokenizer_train
 from smelt.flows.train import train_flow
 from smelt.prep.layout import TokenizerLayout
+from smelt.prep.shards import recorded_fingerprint as shards_fingerprint
 from smelt.tasks.ablation import publish_ablation
 from smelt.tasks.evaluate import evaluate as evaluate_task
 from smelt.tasks.evaluate import load_inputs
@@ -95,12 +96,10 @@ def ablation_variant(
     """One variant: its corpus and shards, then a proxy run and an evaluation per seed."""
     say = notify or get_run_logger().info
     layout = AblationLayout(root)
-    corpus_fp = build_corpus(
+    build_corpus(
         variant, config.recipes()[variant], layout.corpus(variant), force, runner, workers, say
     )
-    data_key = build_shards(
-        config, variant, layout, corpus_fp, tokenizer, force, runner, workers, say
-    )
+    data_key = build_shards(config, variant, layout, tokenizer, force, runner, workers, say)
     inputs = load_inputs(config.eval.tasks, config.eval.texts, config.eval.limit)
     settings = EvalSettings(
         batch_size=config.eval.batch_size,
@@ -153,11 +152,12 @@ def build_corpus(
         runner=runner,
         workers=workers,
     )
-    expected = records.expected_corpus_fingerprint(params.inputs, resolve_config(params), [])
-    found = records.corpus_fingerprint(output)
-    if found == expected and not force:
+    request = resolve_request(params)
+    current = current_fingerprint(request)
+    if current is not None and not force:
         say(f"{variant}: corpus is current: reused")
-        return expected
+        return current
+    found = corpus_fingerprint(output)
     build = corpus_build.with_options(flow_run_name=f"{variant}: corpus")
     if found is not None:  # another recipe's corpus in this variant's folder
         say(f"{variant}: the recipe changed: rebuilding its corpus")
@@ -168,7 +168,7 @@ def build_corpus(
     except PlanMismatchError:  # an unfinished build of another recipe was left there
         storage.delete(output, recursive=True)
         build(params=params)
-    return records.corpus_fingerprint(output) or expected
+    return current_fingerprint(request) or ""
 
 
 def shared_tokenizer(
@@ -188,23 +188,20 @@ def shared_tokenizer(
         return uri
     layout = AblationLayout(root)
     source = plan.train_on
-    corpus_fp = build_corpus(
+    build_corpus(
         source, config.recipes()[source], layout.corpus(source), force, runner, workers, say
     )
-    key = records.stage_key(
-        "tokenizer", corpus=corpus_fp, vocab_size=plan.vocab_size, sample_bytes=plan.sample_bytes
+    summary = tokenizer_train.with_options(flow_run_name=f"{config.name}: tokenizer")(
+        corpus=layout.corpus(source),
+        output=layout.tokenizer,
+        vocab_size=plan.vocab_size,
+        sample_bytes=plan.sample_bytes,
+        force=force,
     )
-    if records.tokenizer_is_current(layout.tokenizer, key) and not force:
+    if summary.get("skipped"):
         say(f"tokenizer (trained on {source}) is current: reused")
     else:
-        say(f"training the shared tokenizer on {source}'s corpus")
-        tokenizer_train.with_options(flow_run_name=f"{config.name}: tokenizer")(
-            corpus=layout.corpus(source),
-            output=layout.tokenizer,
-            vocab_size=plan.vocab_size,
-            sample_bytes=plan.sample_bytes,
-        )
-        records.write_record(layout.tokenizer, "tokenizer", key, corpus_fingerprint=corpus_fp)
+        say(f"trained the shared tokenizer on {source}'s corpus")
     return TokenizerLayout.file_uri(layout.tokenizer)
 
 
@@ -212,7 +209,6 @@ def build_shards(
     config: AblationConfig,
     variant: str,
     layout: AblationLayout,
-    corpus_fp: str,
     tokenizer: str,
     force: bool,
     runner: Runner,
@@ -222,16 +218,7 @@ def build_shards(
     """The variant's shards with the shared tokenizer (built unless current); returns their key,
     which names the variant's proxy runs."""
     output = layout.shards(variant)
-    tok_sha = storage.sha256_bytes(storage.read_bytes(tokenizer))
-    key = records.stage_key(
-        "shards", corpus=corpus_fp, tokenizer_sha256=tok_sha, **config.shards.model_dump()
-    )
-    if records.shards_are_current(output, key, tok_sha) and not force:
-        say(f"{variant}: shards are current: reused")
-        return key
-    storage.delete(output, recursive=True)
-    say(f"{variant}: tokenizing into shards")
-    shards_build.with_options(flow_run_name=f"{variant}: shards")(
+    summary = shards_build.with_options(flow_run_name=f"{variant}: shards")(
         corpus=layout.corpus(variant),
         tokenizer=tokenizer,
         output=output,
@@ -239,8 +226,11 @@ def build_shards(
         shard_tokens=config.shards.shard_tokens,
         runner=runner,
         workers=workers,
+        force=force,
     )
-    records.write_record(
-        output, "shards", key, corpus_fingerprint=corpus_fp, tokenizer_sha256=tok_sha
+    say(
+        f"{variant}: shards are current: reused"
+        if summary.get("skipped")
+        else f"{variant}: tokenized into shards"
     )
-    return key
+    return shards_fingerprint(output) or ""

@@ -150,7 +150,7 @@ def test_a_checkpoint_with_another_tokenizer_is_refused(
     code = _eval("--checkpoint", str(copy), "--task", f"quiz={tasks['generic_mc']}",
                  "--output", str(tmp_path / "out.json"))  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 2 and "trained with another tokenizer" in err and "tokenizer.json" in err
+    assert code == 2 and "is not the tokenizer checkpoint" in err and "tokenizer.json" in err
 
 
 def test_val_shards_of_another_tokenizer_are_refused(

@@ -26,6 +26,7 @@ ALLOWED = {
     "prep/layout.py",
     "model/export_hf.py",  # the Hugging Face folder it writes (model may not import prep)
     "chat/template.py",  # TEMPLATE_FILE, the name prep's layout takes
+    "evaluation/ablation.py",  # an ablation's own report.json (AblationLayout)
 }
 
 

@@ -227,4 +227,4 @@ def test_metrics_reach_s3_before_the_checkpoint_that_covers_them(
     assert not manager.close(timeout=60)
     assert sorted(covered) == [1, 2, 3]
     for step, steps in covered.items():
-        assert steps[: step] == list(range(1, step + 1)), (step, steps)
+        assert steps[:step] == list(range(1, step + 1)), (step, steps)

@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # deployments -> flows -> tasks -> (corpus, prep, training, model, serving) -> storage; chat (the
-# conversation format) sits low enough for data preparation, training and serving to import it.
+# conversation format) sits low enough for data preparation, training and serving to import it;
+# sft (fine-tuning) puts data preparation and training together, above both.
 LAYERS = {
     "storage": set(),
     "chat": {"storage"},
@@ -18,8 +19,9 @@ LAYERS = {
     "model": {"storage"},
     "training": {"storage", "model", "corpus", "prep", "chat"},
     "serving": {"storage", "model", "training", "prep", "chat"},
-    "tasks": {"storage", "corpus", "prep", "training", "model", "chat", "serving"},
-    "flows": {"storage", "corpus", "prep", "training", "model", "chat", "serving", "tasks"},
+    "sft": {"storage", "corpus", "prep", "training", "model", "chat"},
+    "tasks": {"storage", "corpus", "prep", "training", "model", "chat", "serving", "sft"},
+    "flows": {"storage", "corpus", "prep", "training", "model", "chat", "serving", "sft", "tasks"},
     "deployments": {
         "storage",
         "corpus",
@@ -28,6 +30,7 @@ LAYERS = {
         "model",
         "chat",
         "serving",
+        "sft",
         "tasks",
         "flows",
     },
@@ -51,7 +54,7 @@ def _modules(package: str) -> list[Path]:
 
 
 @pytest.mark.parametrize(
-    "package", ["storage", "corpus", "prep", "model", "training", "chat", "serving"]
+    "package", ["storage", "corpus", "prep", "model", "training", "chat", "serving", "sft"]
 )
 def test_domain_code_imports_no_prefect(package: str) -> None:
     offenders = [

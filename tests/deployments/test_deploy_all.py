@@ -20,6 +20,7 @@ EXPECTED = {
     "tokenizer-train/default": "process",
     "shards-build/default": "process",
     "train/runpod": "runpod",
+    "sft/runpod": "runpod",
     "train/local": "process",
     "pretrain-pipeline/default": "process",
 }
@@ -68,6 +69,7 @@ def test_parameter_schemas_are_forms_with_dropdowns(deployed):
     assert schema["definitions"]["CorpusStage"]["properties"]["inputs"]["description"]
     assert "params" in deployed["corpus-build/default"]["parameter_openapi_schema"]["properties"]
     assert "config" in deployed["train/runpod"]["parameter_openapi_schema"]["properties"]
+    assert "config" in deployed["sft/runpod"]["parameter_openapi_schema"]["properties"]
 
 
 def test_nightly_rebuild_schedule_and_concurrency(deployed):

@@ -135,7 +135,7 @@ def test_generate_without_a_checkpoint_is_a_clear_error(
     assert "no complete checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["train", "generate", "export-hf", "push"])
+@pytest.mark.parametrize("command", ["train", "sft", "generate", "export-hf", "push"])
 def test_every_flag_has_help_and_shows_its_default(command: str) -> None:
     import argparse
 

@@ -22,6 +22,7 @@ Shards are read with `os.pread`; S3 sets are downloaded once into the shard cach
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -58,8 +59,8 @@ class ConversationReader:
         self.cache_dir = cache_dir or default_cache_dir(self.shards_set.manifest.root)
         self._files: list[tuple[int, int]] = []  # per shard: token and mask file descriptors
         starts, lengths = [], []
-        for number, shard in enumerate(self.shards):
-            ends = self._open(number, shard)
+        for shard in self.shards:
+            ends = self._open(shard)
             begins = np.concatenate([[0], ends[:-1]])
             starts.append(begins)
             lengths.append(ends - begins - 1)  # the end-of-text id is dropped
@@ -92,32 +93,43 @@ class ConversationReader:
             os.close(mask_fd)
         self._files.clear()
 
-    def _open(self, number: int, shard: ShardInfo) -> np.ndarray:
-        """Local, checked copies of one shard's files; its conversations' end offsets."""
-        manifest = self.shards_set.manifest
-        layout = self.shards_set.layout
-        name = manifest.shard_uri(shard)
-        mask_rel = ConversationLayout.mask_path(shard.path)
+    def _open(self, shard: ShardInfo) -> np.ndarray:
+        """Local, checked copies of one shard's files; its conversations' end offsets. A
+        damaged cached copy of an S3 shard is downloaded again, once."""
+        try:
+            return self._open_checked(shard)
+        except IntegrityError:
+            if not storage.is_s3(self.shards_set.manifest.root):
+                raise
+            log.warning("cached copy of %s is damaged: downloading it again", shard.path)
+            for relative in _files_of(shard):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(self.cache_dir, relative))
+            return self._open_checked(shard)
+
+    def _open_checked(self, shard: ShardInfo) -> np.ndarray:
+        manifest, layout = self.shards_set.manifest, self.shards_set.layout
         entry = self.shards_set.mask_entry(shard)
-        files = {
-            shard.path: shard.sha256,
-            shard.idx_path: None,
-            mask_rel: entry["sha256"],
+        tokens, offsets, mask = _files_of(shard)
+        local = {
+            tokens: self._local(tokens, shard.sha256),
+            offsets: self._local(offsets, None),
+            mask: self._local(mask, entry["sha256"]),
         }
-        local = {rel: self._local(layout.uri(rel), rel, sha) for rel, sha in files.items()}
-        ends = check_local_shard(local[shard.path], local[shard.idx_path], shard, manifest, name)
-        check_mask(local[mask_rel], shard, entry, ends, layout.uri(mask_rel))
-        self._files.append(
-            (os.open(local[shard.path], os.O_RDONLY), os.open(local[mask_rel], os.O_RDONLY))
-        )
+        name = manifest.shard_uri(shard)
+        ends = check_local_shard(local[tokens], local[offsets], shard, manifest, name)
+        check_mask(local[mask], shard, entry, ends, layout.uri(mask))
+        self._files.append((os.open(local[tokens], os.O_RDONLY), os.open(local[mask], os.O_RDONLY)))
         return ends
 
-    def _local(self, uri: str, relative: str, sha256: str | None) -> str:
-        """The file itself, or for S3 a copy in the cache (downloaded once, SHA-256 checked)."""
+    def _local(self, relative: str, sha256: str | None) -> str:
+        """The file itself, or for S3 a copy in the cache (downloaded once, SHA-256 checked on
+        the way when known; the checks above verify the copy on every first use)."""
+        uri = self.shards_set.layout.uri(relative)
         if not storage.is_s3(uri):
             return storage.normalize(uri)
         path = os.path.join(self.cache_dir, relative)
-        if os.path.exists(path) and (sha256 is None or storage.sha256_file(path) == sha256):
+        if os.path.exists(path):
             return path
         from smelt.storage.transfer import download_file
 
@@ -126,9 +138,14 @@ class ConversationReader:
             download_file(uri, path, sha256=sha256)
         except IntegrityError:
             raise shard_error(
-                uri, "its SHA-256 does not match the record's (corrupted on S3)"
+                uri, "its SHA-256 does not match the manifest's (corrupted on S3)"
             ) from None
         return path
+
+
+def _files_of(shard: ShardInfo) -> tuple[str, str, str]:
+    """A shard's token, offset and mask files, relative to the set's root."""
+    return shard.path, shard.idx_path, ConversationLayout.mask_path(shard.path)
 
 
 def pack_rows(

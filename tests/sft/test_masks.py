@@ -229,3 +229,15 @@ def test_a_rerun_is_skipped_and_other_settings_rebuild(base_run, fact_files, tmp
     with pytest.raises(InputError, match="no training conversation"):
         _build([fact_files[2]], tokenizer, tmp_path / "none", seq_len=8)
     assert not ConversationLayout(str(tmp_path / "none")).marker().done()
+
+
+def test_a_damaged_mask_is_refused_naming_it(base_run, fact_files, tmp_path):
+    from smelt.errors import IntegrityError
+
+    _build(fact_files, base_run / "tokenizer.json", tmp_path / "set")
+    mask = tmp_path / "set" / "train" / "shard_00000.mask"
+    data = bytearray(mask.read_bytes())
+    data[5] ^= 1
+    mask.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match=r"shard_00000\.mask.*SHA-256"):
+        ConversationLoader(str(tmp_path / "set"), batch_size=2, seq_len=256)

@@ -53,3 +53,8 @@ def test_conversations_and_run_on_s3_resume_on_a_fresh_machine(
     assert list(Path(tmp_path / "machine-2" / "shards").rglob("*.mask"))  # downloaded, checked
     opened = open_checkpoint(output)
     assert opened.step == 4 and opened.tokenizer is not None
+
+    [cached] = Path(tmp_path / "machine-2" / "shards").rglob("train/shard_00000.mask")
+    cached.write_bytes(b"\x07" * cached.stat().st_size)  # a damaged cached copy
+    data, result = run_sft(config(5))
+    assert result.step == 5  # downloaded again and checked

@@ -221,13 +221,11 @@ class ConversationLoader:
         self.rank, self.world_size = rank, world_size
         self.pad_id, self.end_of_turn_id = shards_set.pad_id, shards_set.end_of_turn_id
         self.end_of_turn_weight = end_of_turn_weight
-        self.epoch, self.position = 0, 0
+        self.stream = _Stream(len(self.reader), seed, epoch=0, position=0)
 
     def next_batch(self) -> Batch:
-        stream = _Stream(len(self.reader), self.seed, self.epoch, self.position)
         step_rows = self.batch_size * self.world_size
-        rows = pack_rows(self.reader.lengths, iter(stream), step_rows, self.seq_len)
-        self.epoch, self.position = stream.epoch, stream.position
+        rows = pack_rows(self.reader.lengths, iter(self.stream), step_rows, self.seq_len)
         mine = rows[self.rank :: self.world_size]
         return collate(
             [[self.reader.conversation(i) for i in row] for row in mine],
@@ -244,8 +242,8 @@ class ConversationLoader:
             "split": self.split,
             "seed": self.seed,
             "seq_len": self.seq_len,
-            "epoch": self.epoch,
-            "position": self.position,
+            "epoch": self.stream.epoch,
+            "position": self.stream.position,
             "conversations": len(self.reader),
             "fingerprint": self.reader.shards_set.fingerprint,
         }
@@ -265,7 +263,9 @@ class ConversationLoader:
                     f"have {mine[key]!r}; resume with the same data, seed and --seq-len, or start "
                     "a new --output"
                 )
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self.stream = _Stream(
+            len(self.reader), self.seed, int(state["epoch"]), int(state["position"])
+        )
 
     def close(self) -> None:
         self.reader.close()

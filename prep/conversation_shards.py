@@ -27,7 +27,7 @@ import numpy as np
 
 from smelt import storage
 from smelt.errors import InputError, IntegrityError
-from smelt.prep.layout import ShardsLayout
+from smelt.prep.layout import ShardsLayout, TokenizerLayout
 from smelt.prep.shard_format import (
     OFFSET_DTYPE,
     TOKEN_DTYPE,
@@ -50,7 +50,7 @@ class ConversationLayout(ShardsLayout):
 
     MASK = ".mask"
     RECORD = "conversations.json"
-    TOKENIZER = "tokenizer.json"
+    TOKENIZER = TokenizerLayout.TOKENIZER  # where training looks for the data's tokenizer
 
     @staticmethod
     def mask_path(shard_path: str) -> str:
@@ -99,11 +99,6 @@ class ConversationShards:
 
     def mask_entry(self, shard: ShardInfo) -> dict[str, Any]:
         return self.record["masks"][ConversationLayout.mask_path(shard.path)]
-
-
-def is_conversation_shards(uri: str) -> bool:
-    """Whether `uri` holds a finished conversation shard set (its record is there)."""
-    return Marker(ConversationLayout.at(uri).record).done()
 
 
 def open_conversation_shards(uri: str) -> ConversationShards:

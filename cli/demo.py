@@ -225,7 +225,13 @@ def step_generate(ctx: DemoContext) -> None:
 
 def step_sft(ctx: DemoContext) -> None:
     """Fine-tune the run on questions made from the corpus (its titles and first sentences)."""
+    from smelt.errors import InputError
+
     conversations = corpus_questions(str(ctx.corpus_dir))
+    if not conversations:
+        raise InputError(
+            f"the corpus {ctx.corpus_dir} gave no questions to fine-tune on; raise --max-docs"
+        )
     ctx.chat_data.parent.mkdir(parents=True, exist_ok=True)
     ctx.chat_data.write_text("".join(json.dumps(c) + "\n" for c in conversations))
     ctx.console.print(f"{len(conversations)} conversations made from the corpus: {ctx.chat_data}")

@@ -2,7 +2,8 @@
 
 The demo is a list of steps (`STEPS`), each a function of the shared `DemoContext`: a sample of
 real text, the corpus build, then the very `smelt` commands a user would type (tokenizer, shards,
-train, generate, eval), echoed as they run. Everything lands under `--workdir` (default
+train, generate, eval, and at the end a short fine-tuning on questions made from the corpus
+and one chat exchange), echoed as they run. Everything lands under `--workdir` (default
 `./smelt-data`) on local storage, with Prefect's ephemeral server; each step is a flow run that
 `make ui` shows afterwards.
 """
@@ -10,6 +11,7 @@ train, generate, eval), echoed as they run. Everything lands under `--workdir` (
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -43,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--prompt", default="The Python interpreter", help="prompt of the closing sample"
     )
+    demo.add_argument(
+        "--sft-steps", type=int, default=None, help="fine-tuning steps (default: --train-steps / 3)"
+    )
     demo.set_defaults(handler=run_demo, runs_flows=True)
 
 
@@ -75,6 +80,14 @@ class DemoContext:
     @property
     def run_dir(self) -> Path:
         return self.workdir / "runs" / "demo"
+
+    @property
+    def chat_data(self) -> Path:
+        return self.workdir / "chat" / "questions.jsonl"
+
+    @property
+    def sft_dir(self) -> Path:
+        return self.workdir / "runs" / "demo-sft"
 
 
 def step_sample(ctx: DemoContext) -> None:
@@ -130,7 +143,7 @@ def run_command(ctx: DemoContext, *argv: str) -> None:
 
 def step_tokenizer(ctx: DemoContext) -> None:
     """Train the BPE tokenizer on the corpus; downstream outputs start fresh with it."""
-    for stale in (ctx.tokenizer_dir, ctx.shards_dir, ctx.run_dir):
+    for stale in (ctx.tokenizer_dir, ctx.shards_dir, ctx.run_dir, ctx.sft_dir):
         shutil.rmtree(stale, ignore_errors=True)
     run_command(
         ctx,
@@ -243,6 +256,92 @@ def step_evaluate(ctx: DemoContext) -> None:
     ctx.outputs["evaluation"] = str(folder / "demo.json")
 
 
+def step_sft(ctx: DemoContext) -> None:
+    """Fine-tune the run on questions made from the corpus (its titles and first sentences)."""
+    from smelt.errors import InputError
+
+    conversations = corpus_questions(str(ctx.corpus_dir))
+    if not conversations:
+        raise InputError(
+            f"the corpus {ctx.corpus_dir} gave no questions to fine-tune on; raise --max-docs"
+        )
+    ctx.chat_data.parent.mkdir(parents=True, exist_ok=True)
+    ctx.chat_data.write_text("".join(json.dumps(c) + "\n" for c in conversations))
+    ctx.console.print(f"{len(conversations)} conversations made from the corpus: {ctx.chat_data}")
+    ctx.results["chat_question"] = conversations[0]["messages"][0]["content"]
+    steps = ctx.args.sft_steps or max(10, ctx.args.train_steps // 3)
+    run_command(
+        ctx,
+        *("sft", "--base", str(ctx.run_dir), "--data", str(ctx.chat_data)),
+        *("--output", str(ctx.sft_dir), "--max-steps", str(steps)),
+        *("--batch-size", "4", "--seq-len", "128", "--lr", "1e-3"),
+        *("--checkpoint-every", str(steps), "--eval-every", str(steps)),
+    )
+    ctx.outputs["chat data"] = str(ctx.chat_data)
+    ctx.outputs["fine-tuned"] = str(ctx.sft_dir)
+
+
+def step_chat(ctx: DemoContext) -> None:
+    """One exchange with the fine-tuned model, as a script would have it."""
+    run_command(
+        ctx,
+        *("chat", "--checkpoint", str(ctx.sft_dir)),
+        *("--message", ctx.results["chat_question"], "--temperature", "0"),
+        *("--max-new-tokens", "48"),
+    )
+
+
+def corpus_questions(corpus_uri: str, limit: int = 400) -> list[dict[str, Any]]:
+    """OpenAI-form conversations made from the corpus: for a document that opens with a short
+    title, "what is TITLE about?" answered with its first sentence; for any document of some
+    length, "how does the text that starts with ... go on?" answered with its next words."""
+    from smelt import storage
+    from smelt.corpus.layout import CorpusLayout
+    from smelt.corpus.tables import iter_rows
+
+    conversations: list[dict[str, Any]] = []
+    data = CorpusLayout.at(corpus_uri).data_dir
+    for part in storage.list_files(data, suffixes=[".parquet"]):
+        for (text,) in iter_rows(part, ["text"]):
+            for question, answer in _questions(text, len(conversations)):
+                conversations.append(
+                    {
+                        "messages": [
+                            {"role": "user", "content": question},
+                            {"role": "assistant", "content": answer},
+                        ]
+                    }
+                )
+            if len(conversations) >= limit:
+                return conversations[:limit]
+    return conversations
+
+
+def _questions(text: str, made: int) -> list[tuple[str, str]]:
+    asks = ("What is {} about?", "Tell me about {}.", "Summarize {} in one sentence.")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    pairs = []
+    title = lines[0].strip("#=*-_ `") if lines else ""
+    body = " ".join(lines[1:])
+    end = body.find(". ")
+    sentence = body[: end + 1]
+    if (
+        3 <= len(title) <= 60
+        and len(title.split()) <= 8
+        and all(c.isalnum() or c in " -'’:" for c in title)
+        and 0 < end < 200
+        and len(sentence.split()) >= 5
+    ):
+        pairs.append((asks[made % len(asks)].format(title), sentence))
+    words = text.split()
+    if len(words) >= 30:
+        start = " ".join(words[:8])
+        pairs.append(
+            (f"How does the text that starts with “{start}” go on?", " ".join(words[8:28]))
+        )
+    return pairs
+
+
 STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("sample", step_sample),
     ("corpus", step_corpus),
@@ -251,6 +350,8 @@ STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("train", step_train),
     ("generate", step_generate),
     ("evaluate", step_evaluate),
+    ("sft", step_sft),
+    ("chat", step_chat),
 ]
 
 

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "tokenizer",
     "shards",
     "train",
+    "sft",
     "push",
     "generate",
     "chat",

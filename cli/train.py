@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "resumes from the newest complete checkpoint (local or on S3).",
     )
     TrainConfig.add_arguments(train)
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (default: off)")
     train.set_defaults(handler=run_train, runs_flows=True)
 
 
@@ -47,17 +47,17 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         from smelt.flows.train import train_flow
 
-        with _progress(config, enabled=not args.no_progress) as on_step:
+        with TrainProgress(config.max_steps, enabled=not args.no_progress) as on_step:
             summary = train_flow(config=config, on_step=on_step)
-    _print_summary(summary)
+    print_summary(summary)
     return 0
 
 
-class _progress:
+class TrainProgress:
     """A rich progress bar fed by the training loop's step callback."""
 
-    def __init__(self, config: TrainConfig, enabled: bool) -> None:
-        self.config, self.enabled = config, enabled
+    def __init__(self, max_steps: int, enabled: bool, label: str = "train") -> None:
+        self.max_steps, self.enabled, self.label = max_steps, enabled, label
         self.bar = None
 
     def __enter__(self) -> Any:
@@ -72,14 +72,14 @@ class _progress:
         )
 
         self.bar = Progress(
-            TextColumn("[bold]train"),
+            TextColumn(f"[bold]{self.label}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"),
             TextColumn("{task.fields[speed]}"),
             TimeRemainingColumn(),
         )
-        self.task = self.bar.add_task("train", total=self.config.max_steps, loss="-", speed="")
+        self.task = self.bar.add_task(self.label, total=self.max_steps, loss="-", speed="")
         self.bar.start()
         return self.update
 
@@ -94,7 +94,7 @@ class _progress:
             self.bar.stop()
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def print_summary(summary: dict[str, Any]) -> None:
     if int(os.environ.get("RANK", "0")) != 0:
         return
     loss = summary.get("loss")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# deployments -> flows -> tasks -> (evaluation, serving -> training -> prep, corpus, model, chat)
-# -> storage; chat (the conversation format) sits low enough for data preparation, training and
-# serving to import it.
+# deployments -> flows -> tasks -> (evaluation, sft, serving -> training -> prep, corpus, model,
+# chat) -> storage; chat (the conversation format) sits low enough for data preparation, training
+# and serving to import it; sft (fine-tuning) puts data preparation and training together.
 LAYERS = {
     "storage": set(),
     "chat": {"storage"},
@@ -20,7 +20,18 @@ LAYERS = {
     "training": {"storage", "model", "corpus", "prep", "chat"},
     "serving": {"storage", "model", "training", "prep", "chat"},
     "evaluation": {"storage", "model", "corpus", "prep", "training", "chat"},
-    "tasks": {"storage", "corpus", "prep", "training", "model", "chat", "serving", "evaluation"},
+    "sft": {"storage", "corpus", "prep", "training", "model", "chat"},
+    "tasks": {
+        "storage",
+        "corpus",
+        "prep",
+        "training",
+        "model",
+        "chat",
+        "serving",
+        "evaluation",
+        "sft",
+    },
     "flows": {
         "storage",
         "corpus",
@@ -30,6 +41,7 @@ LAYERS = {
         "chat",
         "serving",
         "evaluation",
+        "sft",
         "tasks",
     },
     "deployments": {
@@ -41,6 +53,7 @@ LAYERS = {
         "chat",
         "serving",
         "evaluation",
+        "sft",
         "tasks",
         "flows",
     },
@@ -64,7 +77,8 @@ def _modules(package: str) -> list[Path]:
 
 
 @pytest.mark.parametrize(
-    "package", ["storage", "corpus", "prep", "model", "training", "chat", "serving", "evaluation"]
+    "package",
+    ["storage", "corpus", "prep", "model", "training", "chat", "serving", "evaluation", "sft"],
 )
 def test_domain_code_imports_no_prefect(package: str) -> None:
     offenders = [

@@ -5,6 +5,7 @@ checkpoint format `smelt-checkpoint-v1`.
     RUN/metrics.jsonl            one JSON object per optimizer step
     RUN/tb/                      TensorBoard event files
     RUN/tokenizer.json           the tokenizer the shards were built with
+    RUN/sft_data/                fine-tuning runs: the conversations, tokenized once
     RUN/step_NNNNNNNN/
         model.safetensors        weights (model config in the header)
         optimizer.safetensors    AdamW moments and step counts, keyed `<param>/<key>`
@@ -109,6 +110,7 @@ class RunLayout:
     METRICS = "metrics.jsonl"
     TENSORBOARD = "tb"
     TOKENIZER = TokenizerLayout.TOKENIZER
+    SFT_DATA = "sft_data"
 
     def file(self, name: str) -> str:
         return storage.join(self.root, name)
@@ -128,6 +130,11 @@ class RunLayout:
     @property
     def tokenizer(self) -> str:
         return self.file(self.TOKENIZER)
+
+    @property
+    def sft_data(self) -> str:
+        """Conversation shards of a fine-tuning run (`smelt.prep.conversation_shards`)."""
+        return self.file(self.SFT_DATA)
 
     def step(self, step: int) -> StepLayout:
         return StepLayout(self.file(f"step_{step:08d}"))

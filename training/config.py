@@ -25,6 +25,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union
 
@@ -158,6 +159,22 @@ class TrainConfig:
         "a task `smelt eval` reads, scored every --eval-every steps (repeatable)",
         metavar="NAME=URI",
     )
+    # starting from a trained model, and fine-tuning data (`smelt sft` sets these)
+    init_from: Text | None = _knob(
+        None,
+        "start a new run from this run's newest checkpoint (or this step directory): its "
+        "architecture and weights, a fresh optimizer and schedule; --preset is then ignored",
+        metavar="URI",
+        shown="none: initialise from --seed",
+    )
+    batch_source: Literal["windows", "conversations"] = _knob(
+        "windows",
+        "windows: token windows over the shards; conversations: whole conversations packed "
+        "per sequence, loss on the assistant's tokens (`smelt sft` data)",
+    )
+    end_of_turn_weight: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _knob(
+        1.0, "conversations: loss weight of the assistant's <|im_end|> tokens"
+    )
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
@@ -221,11 +238,12 @@ class TrainConfig:
     # ---- command line ----------------------------------------------------------------------
 
     @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
+    def add_arguments(parser: argparse.ArgumentParser, exclude: Collection[str] = ()) -> None:
         """The `smelt train` flags (also `python -m smelt.training.loop` under torchrun):
-        one per field, each with its help and default."""
+        one per field, each with its help and default; `exclude` names fields left out."""
         for item in dataclasses.fields(TrainConfig):
-            parser.add_argument(*_flag(item), **_flag_options(item))
+            if item.name not in exclude:
+                parser.add_argument(*_flag(item), **_flag_options(item))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:

@@ -36,11 +36,13 @@ STATE_VERSION = 1
 
 @dataclass
 class Batch:
-    """inputs/targets (B, T) int64; doc_ids (B, T) int32: document index within each row."""
+    """inputs/targets (B, T) int64; doc_ids (B, T) int32: document index within each row;
+    weights (B, T) float32: per-target loss weights (fine-tuning batches)."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
     doc_ids: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
 
 
 def default_cache_dir(shards_uri: str) -> str:

@@ -34,10 +34,10 @@ from smelt.model.config import ModelConfig
 from smelt.model.decoder import Decoder
 from smelt.model.presets import DEFAULT_VOCAB, get_preset
 from smelt.prep.shard_format import Manifest, open_manifest
-from smelt.training import distributed, optim, preflight
+from smelt.training import conversations, distributed, optim, preflight, warm_start
 from smelt.training.config import TrainConfig
 from smelt.training.distributed import DistInfo, ModelState
-from smelt.training.loader import ShardLoader, ShardReader, eval_batches
+from smelt.training.loader import Batch, ShardLoader, ShardReader, eval_batches
 from smelt.training.manager import CheckpointManager, Progress, UploadsPendingError
 from smelt.training.metrics import MetricsLogger, Throughput, peak_flops, read_metrics
 from smelt.training.optim import OptimizerState
@@ -99,8 +99,13 @@ def train(
     return result
 
 
-def build_model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
-    """The preset with overrides; its vocabulary follows the shards unless set explicitly."""
+def build_model_config(
+    config: TrainConfig, vocab_size: int, base: warm_start.BaseCheckpoint | None = None
+) -> ModelConfig:
+    """The preset with overrides; its vocabulary follows the shards unless set explicitly.
+    A run started from a base (`--init-from`) has the base's architecture."""
+    if base is not None:
+        return _base_model_config(config, vocab_size, base)
     overrides = dict(config.model_overrides)
     explicit = overrides.pop("vocab_size", None)
     base = get_preset(config.preset, **overrides)
@@ -120,6 +125,27 @@ def build_model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
         raise ConfigError(
             f"--seq-len {config.seq_len} exceeds the preset's max_seq_len "
             f"{model_config.max_seq_len}; lower it or override max_seq_len"
+        )
+    return model_config
+
+
+def _base_model_config(
+    config: TrainConfig, vocab_size: int, base: warm_start.BaseCheckpoint
+) -> ModelConfig:
+    model_config = base.model_config
+    if config.model_overrides:
+        raise ConfigError(
+            f"--model-override cannot change the architecture of the base {base.source}; drop it"
+        )
+    if model_config.vocab_size < vocab_size:
+        raise ConfigError(
+            f"the base {base.source} has vocab_size {model_config.vocab_size} < the data's "
+            f"{vocab_size}; build the data with the base's tokenizer"
+        )
+    if config.seq_len > model_config.max_seq_len:
+        raise ConfigError(
+            f"--seq-len {config.seq_len} exceeds the max_seq_len {model_config.max_seq_len} of "
+            f"the base {base.source}; lower --seq-len"
         )
     return model_config
 
@@ -159,7 +185,8 @@ class Trainer:
     def prepare(self, manifest: Manifest) -> None:
         """Build, check, restore, and only then write: a refused run changes nothing."""
         cfg, info = self.config, self.info
-        self.model_config = build_model_config(cfg, manifest.vocab_size)
+        self.base = warm_start.find_base(cfg.init_from) if cfg.init_from else None
+        self.model_config = build_model_config(cfg, manifest.vocab_size, self.base)
         self.build()
         self.checkpoints = self.checkpoint_manager(manifest)
         plan = distributed.on_main(
@@ -170,6 +197,9 @@ class Trainer:
         )
         resumed = distributed.broadcast_json(plan.resume_step if plan else None, info)
         self.checkpoints.restore(resumed)
+        if resumed is None and self.base is not None:  # a fresh run starts from the base
+            weights = warm_start.base_weights(self.base, info)
+            self.checkpoints.components["model"].load_state_dict(weights)
         distributed.on_main(plan.apply if plan else lambda: None, info)
         self.checkpoints.start()
         self.result.resumed_from = resumed
@@ -216,6 +246,19 @@ class Trainer:
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.optimizer = optim.build_optimizer(self.raw_model, cfg, self.device)
         self.schedule = LRSchedule.from_config(cfg)
+        self.autocast_dtype = _autocast_dtype(cfg.dtype, self.device)
+        if cfg.batch_source == "conversations":  # fine-tuning data (`smelt sft`)
+            self.loader = conversations.ConversationLoader(
+                cfg.shards,
+                "train",
+                cfg.batch_size,
+                cfg.seq_len,
+                cfg.seed,
+                info.rank,
+                info.world_size,
+                cfg.end_of_turn_weight,
+            )
+            return
         self.loader = ShardLoader(
             cfg.shards,
             "train",
@@ -226,7 +269,6 @@ class Trainer:
             info.world_size,
             with_doc_ids=cfg.doc_mask,
         )
-        self.autocast_dtype = _autocast_dtype(cfg.dtype, self.device)
 
     def checkpoint_manager(self, manifest: Manifest) -> CheckpointManager:
         """The manager over every piece of training state; it waits for its host copy
@@ -260,6 +302,8 @@ class Trainer:
         cfg = self.config
         if cfg.eval_every == 0 or not manifest.split("val"):
             return False
+        if cfg.batch_source == "conversations":
+            return conversations.has_conversations(cfg.shards, "val")
         try:
             windows = ShardReader(manifest, "val", cfg.seq_len).num_windows
         except InputError:
@@ -332,6 +376,7 @@ class Trainer:
                     batch.inputs.to(self.device, non_blocking=True),
                     targets=batch.targets.to(self.device, non_blocking=True),
                     doc_ids=_maybe(batch.doc_ids, self.device),
+                    loss_weights=_maybe(batch.weights, self.device),
                 ).loss
                 loss = loss / cfg.grad_accum
             loss.backward()
@@ -400,27 +445,35 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> float:
-        cfg = self.config
         self.model.eval()
         losses = []
-        for batch in eval_batches(
-            cfg.shards,
-            "val",
-            cfg.batch_size,
-            cfg.seq_len,
-            cfg.eval_batches,
-            with_doc_ids=cfg.doc_mask,
-        ):
+        for batch in self.validation_batches():
             with self.autocast():
                 losses.append(
                     self.forward(
                         batch.inputs.to(self.device),
                         targets=batch.targets.to(self.device),
                         doc_ids=_maybe(batch.doc_ids, self.device),
+                        loss_weights=_maybe(batch.weights, self.device),
                     ).loss
                 )
         self.model.train()
         return float(torch.stack(losses).mean())
+
+    def validation_batches(self) -> Iterator[Batch]:
+        cfg = self.config
+        if cfg.batch_source == "conversations":
+            return conversations.eval_batches(
+                cfg.shards, "val", cfg.batch_size, cfg.seq_len, cfg.eval_batches
+            )
+        return eval_batches(
+            cfg.shards,
+            "val",
+            cfg.batch_size,
+            cfg.seq_len,
+            cfg.eval_batches,
+            with_doc_ids=cfg.doc_mask,
+        )
 
 
 def _maybe(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:

@@ -4,7 +4,8 @@ anything is written, so that a refused command changes nothing.
 `check` reads (the run's record `run.json`, its checkpoints, the tokenizer) and refuses, with
 a message naming the object and the fix: another configuration without `--force`, a
 `--resume never` over checkpoints without `--force`, a checkpoint of another architecture,
-world size or tokenizer, a tokenizer that did not build the shards. It returns a `Plan`;
+world size or tokenizer, a tokenizer that did not build the shards, a base (`--init-from`)
+trained with another tokenizer than the shards'. It returns a `Plan`;
 only `Plan.apply` writes (the record, the tokenizer copy, the metrics cut back to the resumed
 step), and the trainer calls it after the checkpoint was also loaded successfully.
 
@@ -25,7 +26,7 @@ from smelt.errors import ConfigError, InputError
 from smelt.model.config import ModelConfig
 from smelt.prep.layout import ShardsLayout, TokenizerLayout
 from smelt.prep.shard_format import Manifest
-from smelt.training import checkpoint
+from smelt.training import checkpoint, warm_start
 from smelt.training.checkpoint import StepLayout
 from smelt.training.config import TrainConfig
 from smelt.training.manager import CheckpointManager
@@ -82,6 +83,10 @@ def check(
         )
     if recorded is not None and not discard:
         _check_same_run(config, recorded, manager.output, has_checkpoints=bool(steps))
+    if config.init_from:  # the base must know the data's tokens
+        warm_start.check_base(
+            warm_start.find_base(config.init_from), manifest.tokenizer_sha256, config.shards
+        )
     tokenizer_uri = resolve_tokenizer(config)
     tokenizer = None
     if tokenizer_uri:

@@ -21,6 +21,7 @@ EXPECTED = {
     "tokenizer-train/default": "process",
     "shards-build/default": "process",
     "train/runpod": "runpod",
+    "sft/runpod": "runpod",
     "train/local": "process",
     "pretrain-pipeline/default": "process",
     "evaluate/default": "process",
@@ -80,6 +81,7 @@ def test_parameter_schemas_are_forms_with_dropdowns(deployed):
     assert {"ProxyPlan", "Recipe", "EvalPlan"} <= set(ablation["definitions"])
     evaluate = deployed["evaluate/default"]["parameter_openapi_schema"]
     assert {"checkpoint", "output", "tasks", "all_checkpoints"} <= set(evaluate["properties"])
+    assert "config" in deployed["sft/runpod"]["parameter_openapi_schema"]["properties"]
 
 
 def test_nightly_rebuild_schedule_and_concurrency(deployed):

@@ -33,6 +33,8 @@ from smelt.flows.corpus_build import CorpusBuildParams, corpus_build, resolve_re
 from smelt.flows.shards_build import shards_build
 from smelt.flows.tokenizer_train import tokenizer_train
 from smelt.flows.train import train_flow
+from smelt.prep import shards as shard_sets
+from smelt.prep import tokenizer as tokenizers
 from smelt.prep.layout import TokenizerLayout
 from smelt.prep.shards import recorded_fingerprint as shards_fingerprint
 from smelt.tasks.ablation import publish_ablation
@@ -191,17 +193,18 @@ def shared_tokenizer(
     build_corpus(
         source, config.recipes()[source], layout.corpus(source), force, runner, workers, say
     )
-    summary = tokenizer_train.with_options(flow_run_name=f"{config.name}: tokenizer")(
-        corpus=layout.corpus(source),
-        output=layout.tokenizer,
-        vocab_size=plan.vocab_size,
-        sample_bytes=plan.sample_bytes,
-        force=force,
-    )
-    if summary.get("skipped"):
+    wanted = tokenizers.fingerprint_for(layout.corpus(source), plan.vocab_size, plan.sample_bytes)
+    if tokenizers.is_current(layout.tokenizer, wanted) and not force:
         say(f"tokenizer (trained on {source}) is current: reused")
     else:
-        say(f"trained the shared tokenizer on {source}'s corpus")
+        say(f"training the shared tokenizer on {source}'s corpus")
+        tokenizer_train.with_options(flow_run_name=f"{config.name}: tokenizer")(
+            corpus=layout.corpus(source),
+            output=layout.tokenizer,
+            vocab_size=plan.vocab_size,
+            sample_bytes=plan.sample_bytes,
+            force=force,
+        )
     return TokenizerLayout.file_uri(layout.tokenizer)
 
 
@@ -218,19 +221,22 @@ def build_shards(
     """The variant's shards with the shared tokenizer (built unless current); returns their key,
     which names the variant's proxy runs."""
     output = layout.shards(variant)
-    summary = shards_build.with_options(flow_run_name=f"{variant}: shards")(
+    settings = config.shards
+    wanted = shard_sets.fingerprint_for(
+        layout.corpus(variant), tokenizer, settings.val_fraction, settings.shard_tokens
+    )
+    if shard_sets.is_current(output, wanted) and not force:
+        say(f"{variant}: shards are current: reused")
+        return wanted
+    say(f"{variant}: tokenizing into shards")
+    shards_build.with_options(flow_run_name=f"{variant}: shards")(
         corpus=layout.corpus(variant),
         tokenizer=tokenizer,
         output=output,
-        val_fraction=config.shards.val_fraction,
-        shard_tokens=config.shards.shard_tokens,
+        val_fraction=settings.val_fraction,
+        shard_tokens=settings.shard_tokens,
         runner=runner,
         workers=workers,
         force=force,
-    )
-    say(
-        f"{variant}: shards are current: reused"
-        if summary.get("skipped")
-        else f"{variant}: tokenized into shards"
     )
     return shards_fingerprint(output) or ""

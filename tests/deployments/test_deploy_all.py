@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from smelt.deployments.deploy import PROJECT_DIR, deploy_all, ensure_work_pools
+from smelt.deployments.deploy import PROJECT_DIR, deploy_all, ensure_work_pools, pool_workers
 
 pytestmark = pytest.mark.slow
 
@@ -154,7 +154,9 @@ def test_ui_lists_deployments_and_nightly_schedule(deployed, prefect_server, tmp
 
 
 def test_smelt_server_registers_pools_prints_the_url_and_stops_on_ctrl_c(tmp_path):
-    """`smelt server` on a fresh home: healthy, pools created, URL printed; SIGINT stops it."""
+    """`smelt server` on a fresh home: healthy, pools created, URL printed; SIGINT stops it.
+    With `--no-worker` it starts no worker and says how to start one (the default worker is
+    tested in test_server_worker.py)."""
     import signal
     import subprocess
     import sys
@@ -174,6 +176,7 @@ def test_smelt_server_registers_pools_prints_the_url_and_stops_on_ctrl_c(tmp_pat
             "--home",
             str(tmp_path / "home"),
             "--no-deploy",
+            "--no-worker",
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -189,6 +192,8 @@ def test_smelt_server_registers_pools_prints_the_url_and_stops_on_ctrl_c(tmp_pat
         output = "".join(lines)
         assert f"Prefect UI: http://127.0.0.1:{port}" in output, output
         assert "Work pools: process, runpod (created process, runpod)" in output, output
+        assert "prefect worker start --pool process" in output, output
+        assert pool_workers(f"http://127.0.0.1:{port}/api", "process") == []
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
     finally:

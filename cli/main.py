@@ -15,7 +15,17 @@ from collections.abc import Sequence
 
 from smelt.errors import SmeltError
 
-COMMAND_MODULES = ("corpus", "tokenizer", "shards", "train", "generate", "export", "demo", "server")
+COMMAND_MODULES = (
+    "corpus",
+    "nightly",
+    "tokenizer",
+    "shards",
+    "train",
+    "generate",
+    "export",
+    "demo",
+    "server",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

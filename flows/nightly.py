@@ -59,6 +59,7 @@ class NightlyParams(BaseModel):
     shard_tokens: int = Field(DEFAULT_SHARD_TOKENS, gt=0, description="tokens per shard")
     runner: Literal["process", "thread", "dask"] = "process"
     workers: int | None = Field(None, ge=1, description="parallel workers (default: every core)")
+    dask_address: str | None = Field(None, description="scheduler of an existing Dask cluster")
     night: date | None = Field(
         None,
         description="the night to name the outputs after (default: the run's scheduled UTC "
@@ -82,6 +83,7 @@ class NightlyParams(BaseModel):
             only_new=True,
             runner=self.runner,
             workers=self.workers,
+            dask_address=self.dask_address,
         )
 
     def shards_of(self, corpus_uri: str) -> str | None:
@@ -136,6 +138,7 @@ def build_night_shards(params: NightlyParams, corpus_uri: str, when: datetime) -
         shard_tokens=params.shard_tokens,
         runner=params.runner,
         workers=params.workers,
+        dask_address=params.dask_address,
     )
     return output
 
@@ -163,6 +166,7 @@ def rebuild_superseded_nights(
             shard_tokens=params.shard_tokens,
             runner=params.runner,
             workers=params.workers,
+            dask_address=params.dask_address,
         )
         rebuilt.append(output)
     return rebuilt

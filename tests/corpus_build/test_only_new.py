@@ -185,3 +185,36 @@ def test_a_corpus_built_before_the_record_answers_from_its_plan(tmp_path, with_r
     assert record.uri == uri and record.partitions == (0,)
     assert (record.documents is not None) == with_record
     assert _night(root, raw, 21)["written"] is False
+
+
+@pytest.mark.slow
+def test_the_command_line_says_how_many_objects_it_skipped(tmp_path, cli):
+    """`smelt corpus build --only-new`: the counts table, then a night with nothing new."""
+    rng = random.Random(19)
+    raw, root = str(tmp_path / "raw"), str(tmp_path / "corpus")
+    for i in range(2):
+        _write(raw, f"{i}.txt", prose(rng))
+    _night(root, raw, 20)
+    _write(raw, "2.txt", prose(rng))
+    config = tmp_path / "fast.toml"
+    config.write_text("partition_bytes = 4000\n[pii]\nenabled = false\n")
+
+    def build(night: str):
+        args = ["corpus", "build", "--input", raw, "--output", f"{root}/nightly/{night}"]
+        args += ["--dedup-against", f"{root}/nightly/*", "--only-new", "--config", str(config)]
+        return cli([*args, "--no-progress"])
+
+    second = build("2026-11-21")
+    assert second.returncode == 0, second.stderr[-3000:]
+    cells = [[c.strip() for c in line.split("│")[1:3]] for line in second.stdout.splitlines()]
+    rows = {cell[0]: cell[1] for cell in cells if cell and cell[0].startswith("only_new")}
+    assert rows == {
+        "only_new: new": "1",
+        "only_new: changed": "0",
+        "only_new: skipped": "2",
+        "only_new: superseded_docs": "0",
+    }, second.stdout
+    third = build("2026-11-22")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "nothing new: 3 input object(s) unchanged" in third.stdout, third.stdout
+    assert not os.path.exists(f"{root}/nightly/2026-11-22")

@@ -14,9 +14,7 @@ from smelt import storage
 from smelt.corpus.build import BuildRequest, build_corpus
 from smelt.corpus.config import config_from_dict
 from smelt.prep.tokenizer import train_tokenizer
-from tests.corpus_build.conftest import prose, read_corpus
-
-pytestmark = pytest.mark.slow
+from tests.corpus_build.conftest import prose, read_corpus, smelt_cli
 
 FAST = {"pii": {"enabled": False}, "partition_bytes": 4000}
 
@@ -70,6 +68,7 @@ def _manifest(uri: str) -> dict:
     return json.loads(storage.read_text(f"{uri}/manifest.json"))
 
 
+@pytest.mark.slow
 def test_nights_go_corpus_to_shards_and_an_empty_night_does_nothing(prefect_harness, lake):
     bucket, new = lake
     first = _night(bucket, "2026-11-20")
@@ -99,6 +98,7 @@ def test_nights_go_corpus_to_shards_and_an_empty_night_does_nothing(prefect_harn
     assert sum(s["num_docs"] for s in _manifest(shards1)["shards"]) == 1
 
 
+@pytest.mark.slow
 def test_a_missing_tokenizer_fails_before_any_corpus_work(prefect_harness, lake):
     from smelt.errors import InputError
 
@@ -107,3 +107,26 @@ def test_a_missing_tokenizer_fails_before_any_corpus_work(prefect_harness, lake)
     with pytest.raises(InputError, match="tokenizer not found"):
         _night(bucket, "2026-11-20")
     assert not storage.exists(f"{bucket}/corpus/nightly/2026-11-20")
+
+
+def test_smelt_nightly_refuses_a_missing_tokenizer_in_one_line(tmp_path):
+    raw = tmp_path / "incoming"
+    raw.mkdir()
+    (raw / "a.txt").write_text(prose(random.Random(2)))
+    done = smelt_cli(
+        [
+            "nightly",
+            "--input",
+            str(raw),
+            "--corpus",
+            str(tmp_path / "corpus" / "{date}"),
+            "--tokenizer",
+            str(tmp_path / "no-tokenizer"),
+            "--shards",
+            str(tmp_path / "shards" / "{date}"),
+        ],
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: tokenizer not found") and done.stderr.count("\n") == 1
+    assert not (tmp_path / "corpus").exists()

@@ -118,6 +118,30 @@ def test_a_changed_object_replaces_its_old_documents(tmp_path):
     assert third["written"] is False and third["only_new"]["skipped"] == 2
 
 
+def test_an_object_changed_back_is_read_again(tmp_path):
+    """Only the live version counts as consumed: a page edited (night 2) and then restored to
+    its first version, same mtime included (night 3), is read again and replaces night 2's
+    documents, although night 1 once consumed exactly this version."""
+    rng = random.Random(23)
+    raw, root = str(tmp_path / "raw"), str(tmp_path / "corpus")
+    first, second = prose(rng), prose(rng)
+
+    def publish(text: str, mtime_ns: int) -> str:
+        uri = _write(raw, "page.txt", text)
+        os.utime(uri, ns=(mtime_ns, mtime_ns))
+        return uri
+
+    page_uri = publish(first, 10**18)
+    _night(root, raw, 20)
+    publish(second, 2 * 10**18)
+    _night(root, raw, 21)
+    publish(first, 10**18)
+    summary = _night(root, raw, 22)
+    assert summary["only_new"] == {"new": 0, "changed": 1, "skipped": 0, "superseded_docs": 1}
+    assert [row["text"] for row in read_corpus(f"{root}/nightly/2026-11-22")] == [first]
+    assert superseded_sources(f"{root}/nightly/2026-11-21") == {page_uri}
+
+
 def test_a_notice_counts_only_once_its_build_is_finished(tmp_path):
     """A build that dies after leaving its notices hides nothing: its corpus has no
     stats.json, so the earlier corpus keeps every document until it finishes."""

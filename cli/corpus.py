@@ -49,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="earlier smelt corpus whose documents must not come back (repeatable; a glob "
         "means every finished corpus it matches)",
     )
+    build.add_argument(
+        "--only-new",
+        action="store_true",
+        help="read only input objects that no --dedup-against corpus consumed in this version "
+        "(new or changed; a changed object's old documents are superseded); with none, "
+        "write nothing",
+    )
     add_runner_arguments(build)
     build.add_argument("--no-progress", action="store_true", help="no live progress display")
     build.set_defaults(handler=run_build, runs_flows=True)
@@ -127,7 +134,7 @@ def stats_table(summary: dict[str, Any], title: str) -> Table:
     table.add_column("documents", justify="right")
     for key in ("input_docs", "kept", "quarantined"):
         table.add_row(key, f"{summary.get(key, 0):,}")
-    for group in ("filtered", "duplicates", "pii"):
+    for group in ("filtered", "duplicates", "pii", "only_new"):
         for reason, count in summary.get(group, {}).items():
             table.add_row(f"{group}: {reason}", f"{count:,}")
     if summary.get("id_collisions"):
@@ -164,11 +171,19 @@ def run_build(args: argparse.Namespace) -> int:
         output=args.output,
         config_path=args.config,
         dedup_against=args.dedup_against,
+        only_new=args.only_new,
         runner=args.runner,
         workers=args.workers,
         dask_address=args.dask_address,
     )
     console = Console()
     summary = build_corpus(params, console, progress=not args.no_progress)
+    if summary.get("written") is False:
+        counts = summary["only_new"]
+        console.print(
+            f"nothing new: {counts['skipped']:,} input object(s) unchanged since the "
+            "--dedup-against corpora; nothing written"
+        )
+        return 0
     console.print(stats_table(summary, title=f"corpus {summary.get('output', args.output)}"))
     return 0

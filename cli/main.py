@@ -17,6 +17,7 @@ from smelt.errors import SmeltError
 
 COMMAND_MODULES = (
     "corpus",
+    "nightly",
     "tokenizer",
     "shards",
     "train",

@@ -115,6 +115,14 @@ class Plan:
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
+    def readers(self) -> dict[str, list[int]]:
+        """For each input file, the indices of the partitions that read (part of) it."""
+        found: dict[str, list[int]] = {}
+        for partition in self.partitions:
+            for uri in partition.files:
+                found.setdefault(uri, []).append(partition.index)
+        return found
+
     def by_cost(self) -> list[int]:
         """Partition indices, most expensive first (the order to submit them in)."""
         return sorted(range(len(self.partitions)), key=lambda i: -self.partitions[i].cost)
@@ -331,10 +339,16 @@ def check_output(output_uri: str, inputs: list[str]) -> None:
 
 
 def plan_build(
-    inputs: list[str], output_uri: str, config: CorpusConfig, dedup_against: list[str] | None = None
+    inputs: list[str],
+    output_uri: str,
+    config: CorpusConfig,
+    dedup_against: list[str] | None = None,
+    files: list[InputFile] | None = None,
 ) -> Plan:
     """The plan for building `inputs` into `output_uri`: the saved one on rerun, else a new one.
 
+    `files` are the input files to read when the caller already listed and chose them (an
+    `--only-new` build reads only the new and changed ones); by default, every file listed.
     Raises `InputError` when an input is missing, or when the output already holds a build of
     other inputs or another config (naming what changed).
     """
@@ -342,7 +356,7 @@ def plan_build(
     inputs = [normalize(u) for u in inputs]
     dedup_against = list(dedup_against or [])
     check_output(layout.root, inputs)
-    files = list_inputs(inputs)
+    files = list_inputs(inputs) if files is None else files
     key = fingerprint(files, config, dedup_against)
     if storage.exists(layout.plan):
         saved = Plan.from_dict(json.loads(storage.read_text(layout.plan)))

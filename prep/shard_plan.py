@@ -4,7 +4,8 @@ A plan is small and picklable (it travels to every worker). Its fingerprints dec
 rerun may reuse (`smelt.storage.stage`):
 
 - `source_fingerprint`: the corpus's identity, the tokenizer's checksum and the val fraction,
-  everything a tokenized partition depends on (besides the partition's name);
+  everything a tokenized partition depends on (besides the partition's name), and the corpus's
+  superseded sources when it has any (a later build replacing documents makes the set stale);
 - `fingerprint`: that plus the shard size and the format: the identity of the finished shard
   set, recorded in `build_report.json` before the manifest.
 """
@@ -50,9 +51,10 @@ class BuildPlan:
 
     @property
     def source_fingerprint(self) -> str:
-        return fingerprint(
-            "tokenized", self.corpus.identity, self.tokenizer_sha256, self.val_fraction
-        )
+        parts = ["tokenized", self.corpus.identity, self.tokenizer_sha256, self.val_fraction]
+        if self.corpus.superseded:  # absent otherwise: sets built before it stay current
+            parts.append(list(self.corpus.superseded))
+        return fingerprint(*parts)
 
     @property
     def fingerprint(self) -> str:

@@ -138,6 +138,7 @@ def finish_build(
         "shards": len(shards),
         "docs": sum(p["docs"] for p in parts),
         "empty_docs_skipped": sum(p["empty"] for p in parts),
+        "superseded_docs_skipped": sum(p.get("superseded", 0) for p in parts),
     }
     for split in SPLITS:
         report[f"{split}_docs"] = sum(p["splits"][split]["num_docs"] for p in parts)

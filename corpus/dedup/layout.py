@@ -2,8 +2,9 @@
 
 Persistent, under the corpus (`OUTPUT/dedup/`), reused by `--dedup-against OUTPUT`:
 
-    signatures/part-NNNNN.parquet   id, length, exact, shingles, sig (one row per document,
-                                    in the partition's row order; small row groups for lookups)
+    signatures/part-NNNNN.parquet   id, length, exact, shingles, sig, source (one row per
+                                    document, in the partition's row order; small row groups
+                                    for lookups)
     signatures/part-NNNNN.done      JSON manifest, written last (resume marker)
     bands/part-NNNNN.parquet        key, band, row: LSH band keys + exact keys, sorted by key
     meta.json                       parameters (bands, rows, ngram, seed, hash function) and
@@ -16,14 +17,22 @@ Per build, under the work directory (`WORK/dedup/`): candidate pairs per key ran
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from smelt import storage
+from smelt.corpus import tables
 from smelt.corpus.config import DedupConfig
 from smelt.corpus.dedup.minhash import HASH_FUNCTION
 from smelt.corpus.layout import CorpusLayout
 from smelt.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
 
 META_FORMAT = "smelt-dedup-v1"
 
@@ -112,6 +121,26 @@ def write_meta(layout: DedupLayout, config: DedupConfig, partitions: list[str], 
         "docs": docs,
     }
     storage.write_text(layout.meta, json.dumps(meta, indent=2))
+
+
+def superseded_rows(corpus_uri: str, state: PartitionState, sources: set[str]) -> tuple[int, ...]:
+    """Rows of a stored partition whose documents come from `sources` (superseded objects).
+
+    Signatures record each document's source; those of a corpus signed before they did are
+    matched to the partition's stage-1 file (same rows, same order) when it is still there.
+    """
+    stage_one = CorpusLayout.at(corpus_uri).extracted(int(state.name.removeprefix("part-")))
+    for uri in (state.signatures_uri, stage_one):
+        if storage.exists(uri) and "source" in tables.read_schema(uri).names:
+            column = tables.read_table(uri, columns=["source"]).column("source")
+            found = pc.is_in(column, value_set=pa.array(sorted(sources), pa.string()))
+            return tuple(np.flatnonzero(found.to_numpy(zero_copy_only=False)).tolist())
+    log.warning(
+        "%s: partition %s records no sources; superseded documents stay dedup references",
+        corpus_uri,
+        state.name,
+    )
+    return ()
 
 
 def previous_corpus(corpus_uri: str, config: DedupConfig) -> list[PartitionState]:

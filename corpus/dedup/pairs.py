@@ -68,6 +68,7 @@ class Shard:
     bands_uri: str
     signatures_uri: str
     version: str = ""  # fingerprint of the signing step: a re-signed partition reruns pairs
+    excluded: tuple[int, ...] = ()  # rows that are no references (superseded documents)
 
 
 def read_range(shards: list[Shard], low: int, high: int | None) -> tuple[np.ndarray, ...]:
@@ -76,9 +77,12 @@ def read_range(shards: list[Shard], low: int, high: int | None) -> tuple[np.ndar
     filters = [("key", ">=", low)] + ([("key", "<", high)] if high is not None else [])
     for shard in shards:
         table = tables.read_table(shard.bands_uri, filters=filters)
+        rows = table.column("row").to_numpy().astype(np.int64)
+        if shard.excluded:
+            keep = ~np.isin(rows, np.asarray(shard.excluded, np.int64))
+            table, rows = table.filter(pa.array(keep)), rows[keep]
         keys.append(table.column("key").to_numpy())
         bands.append(table.column("band").to_numpy())
-        rows = table.column("row").to_numpy().astype(np.int64)
         refs.append(pack_ref(shard.source, shard.partition, rows))
     if not keys:
         return np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros(0, np.int64)

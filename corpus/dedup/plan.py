@@ -15,6 +15,7 @@ from smelt.corpus.dedup.layout import (
     PartitionState,
     partition_name,
     previous_corpus,
+    superseded_rows,
     write_meta,
 )
 from smelt.corpus.dedup.pairs import Shard, find_pairs
@@ -30,11 +31,13 @@ def shards(
     names: list[str],
     earlier: list[list[PartitionState]],
     versions: list[str] | None = None,
+    excluded: dict[tuple[int, int], tuple[int, ...]] | None = None,
 ) -> list[Shard]:
     """Source 0: this build's partitions (with their signing fingerprints as versions);
-    source i: the i-th `--dedup-against` corpus."""
+    source i: the i-th `--dedup-against` corpus, less its `excluded` rows per (source, index)."""
     own = [layout.partition(name) for name in names]
     own_versions = versions or [""] * len(names)
+    excluded = excluded or {}
     return [
         Shard(
             source,
@@ -42,10 +45,28 @@ def shards(
             state.bands_uri,
             state.signatures_uri,
             own_versions[index] if source == 0 else "",
+            excluded.get((source, index), ()),
         )
         for source, states in enumerate([own, *earlier])
         for index, state in enumerate(states)
     ]
+
+
+def excluded_rows(
+    dedup_against: list[str],
+    earlier: list[list[PartitionState]],
+    superseded: dict[str, set[str]],
+) -> dict[tuple[int, int], tuple[int, ...]]:
+    """(source, partition index) -> rows of earlier corpora's superseded documents, which are
+    no references: the new version of a changed object must not lose to the one it replaces."""
+    found: dict[tuple[int, int], tuple[int, ...]] = {}
+    for source, (uri, states) in enumerate(zip(dedup_against, earlier, strict=True), start=1):
+        sources = superseded.get(storage.normalize(uri))
+        for index, state in enumerate(states if sources else []):
+            rows = superseded_rows(uri, state, sources)
+            if rows:
+                found[(source, index)] = rows
+    return found
 
 
 def earlier_corpora(dedup_against: list[str], config: DedupConfig) -> list[list[PartitionState]]:
@@ -74,9 +95,12 @@ def deduplicate(
     config: DedupConfig,
     dedup_against: list[str] | None = None,
     executor: Executor | None = None,
+    superseded: dict[str, set[str]] | None = None,
 ) -> list[str | None]:
     """Per partition (same order), the URI of its removal list (row, id, kind) or None.
 
+    `superseded` maps an earlier corpus to the sources whose documents there are replaced
+    (`smelt.corpus.supersede`): those documents are left out of the references.
     Signatures and band keys persist under `OUTPUT/dedup/` (reused by a later build's
     `--dedup-against OUTPUT`); pairs and removal lists go under `WORK/dedup/`. Every step is
     skipped on a rerun when its marker says it finished with the same inputs.
@@ -94,7 +118,8 @@ def deduplicate(
     write_meta(layout, config, names, sum(m["docs"] for m in manifests))
     rows = sum(m["band_rows"] for m in manifests) + earlier_band_rows(dedup_against or [], config)
     ranges = range_count(rows, config)
-    all_shards = shards(layout, names, earlier, [m["fingerprint"] for m in manifests])
+    excluded = excluded_rows(dedup_against or [], earlier, superseded or {})
+    all_shards = shards(layout, names, earlier, [m["fingerprint"] for m in manifests], excluded)
     log.info(
         "dedup: %d partitions signed, %d band rows -> %d key ranges, %d earlier corpora",
         count,

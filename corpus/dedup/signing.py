@@ -30,9 +30,11 @@ BAND_ROW_GROUP = 65536
 
 
 def signature_table(
-    ids: list[str], texts: list[str], config: DedupConfig
+    ids: list[str], texts: list[str], config: DedupConfig, sources: list[str] | None = None
 ) -> tuple[pa.Table, np.ndarray]:
-    """One row per document (id, length, exact, shingles, sig) and the (docs, P) signatures."""
+    """One row per document (id, length, exact, shingles, sig, and `source` when given) and the
+    (docs, P) signatures. The source lets a later build leave out the documents of an input
+    object it supersedes (`smelt.corpus.supersede`)."""
     num_perm = config.num_bands * config.rows_per_band
     sig_parts, count_parts = [], []
     for start in range(0, len(texts), BATCH_DOCS):
@@ -43,20 +45,20 @@ def signature_table(
         count_parts.append(counts)
     sigs = np.concatenate(sig_parts) if sig_parts else np.zeros((0, num_perm), np.uint32)
     counts = np.concatenate(count_parts) if count_parts else np.zeros(0, np.int64)
-    table = pa.table(
-        {
-            "id": pa.array(ids, pa.string()),
-            "length": pa.array([len(text) for text in texts], pa.int64()),
-            "exact": pa.array(exact_keys(texts), pa.int64()),
-            "shingles": pa.array(counts, pa.int32()),
-            "sig": pa.FixedSizeBinaryArray.from_buffers(
-                pa.binary(4 * num_perm),
-                len(ids),
-                [None, pa.py_buffer(sigs.astype("<u4").tobytes())],
-            ),
-        }
-    )
-    return table, sigs
+    columns = {
+        "id": pa.array(ids, pa.string()),
+        "length": pa.array([len(text) for text in texts], pa.int64()),
+        "exact": pa.array(exact_keys(texts), pa.int64()),
+        "shingles": pa.array(counts, pa.int32()),
+        "sig": pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(4 * num_perm),
+            len(ids),
+            [None, pa.py_buffer(sigs.astype("<u4").tobytes())],
+        ),
+    }
+    if sources is not None:
+        columns["source"] = pa.array(sources, pa.string())
+    return pa.table(columns), sigs
 
 
 def sign_partition(partition_uri: str, layout: DedupLayout, config: DedupConfig) -> dict[str, Any]:
@@ -76,11 +78,12 @@ def _sign(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     state = layout.partition(name)
-    table = tables.read_table(partition_uri, columns=["id", "text"])
+    table = tables.read_table(partition_uri)
     ids = table.column("id").to_pylist()
     texts = [text or "" for text in table.column("text").to_pylist()]
+    sources = table.column("source").to_pylist() if "source" in table.column_names else None
     del table
-    sig_table, sigs = signature_table(ids, texts, config)
+    sig_table, sigs = signature_table(ids, texts, config, sources)
     exact = sig_table.column("exact").to_numpy() if config.exact else None
     bands = band_rows(
         sigs,

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from smelt.deployments.deploy import PROJECT_DIR, deploy_all, ensure_work_pools
+from smelt.deployments.deploy import PROJECT_DIR, deploy_all, ensure_work_pools, pool_workers
 from smelt.deployments.runpod_job import RunPodVariables
 
 pytestmark = pytest.mark.slow
 
 EXPECTED = {
     "corpus-build/default": "process",
-    "corpus-build/nightly-rebuild": "process",
+    "nightly-build/default": "process",
     "tokenizer-train/default": "process",
     "shards-build/default": "process",
     "train/runpod": "runpod",
@@ -84,14 +84,16 @@ def test_parameter_schemas_are_forms_with_dropdowns(deployed):
     assert "config" in deployed["sft/runpod"]["parameter_openapi_schema"]["properties"]
 
 
-def test_nightly_rebuild_schedule_and_concurrency(deployed):
-    nightly = deployed["corpus-build/nightly-rebuild"]
+def test_nightly_build_schedule_and_concurrency(deployed):
+    nightly = deployed["nightly-build/default"]
     [schedule] = nightly["schedules"]
     assert schedule["schedule"]["cron"] == "0 2 * * *"
     assert schedule["schedule"]["timezone"] == "Europe/Berlin"
     assert schedule["active"] is True
     params = nightly["parameters"]["params"]
-    assert params["output"] == "s3://smelt-data/corpus/nightly/{date}"
+    assert params["corpus"] == "s3://smelt-data/corpus/nightly/{date}"
+    assert params["shards"] == "s3://smelt-data/shards/nightly/{date}"
+    assert params["tokenizer"] == "s3://smelt-data/tokenizer"
     assert params["dedup_against"] == [
         "s3://smelt-data/corpus/main",
         "s3://smelt-data/corpus/nightly/*",
@@ -101,12 +103,12 @@ def test_nightly_rebuild_schedule_and_concurrency(deployed):
     assert not any(
         deployment["schedules"]
         for name, deployment in deployed.items()
-        if name != "corpus-build/nightly-rebuild"
+        if name != "nightly-build/default"
     )
 
 
 def test_scheduler_creates_the_upcoming_nightly_runs(deployed, prefect_api):
-    nightly_id = deployed["corpus-build/nightly-rebuild"]["id"]
+    nightly_id = deployed["nightly-build/default"]["id"]
     query = {
         "deployments": {"id": {"any_": [nightly_id]}},
         "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
@@ -117,7 +119,7 @@ def test_scheduler_creates_the_upcoming_nightly_runs(deployed, prefect_api):
     while time.monotonic() < deadline and not runs:
         runs = prefect_api.post("/flow_runs/filter", query)
         time.sleep(2)
-    assert runs, "the scheduler created no run of corpus-build/nightly-rebuild within 90 s"
+    assert runs, "the scheduler created no run of nightly-build/default within 90 s"
     times = sorted(run["next_scheduled_start_time"] or run["expected_start_time"] for run in runs)
     from datetime import datetime
     from zoneinfo import ZoneInfo
@@ -136,7 +138,7 @@ def test_ui_lists_deployments_and_nightly_schedule(deployed, prefect_server, tmp
 
     shots = Path(os.environ.get("SMELT_ARTIFACT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
-    nightly_id = deployed["corpus-build/nightly-rebuild"]["id"]
+    nightly_id = deployed["nightly-build/default"]["id"]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
@@ -144,7 +146,7 @@ def test_ui_lists_deployments_and_nightly_schedule(deployed, prefect_server, tmp
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(f"{prefect_server.ui_url}/deployments", timeout=60_000)
-            for name in ("nightly-rebuild", "pretrain-pipeline", "runpod"):
+            for name in ("nightly-build", "pretrain-pipeline", "runpod"):
                 page.get_by_text(name).first.wait_for(timeout=60_000)
             page.get_by_text("02:00").first.wait_for(timeout=60_000)
             listing = page.inner_text("body")
@@ -152,21 +154,23 @@ def test_ui_lists_deployments_and_nightly_schedule(deployed, prefect_server, tmp
             page.goto(
                 f"{prefect_server.ui_url}/deployments/deployment/{nightly_id}", timeout=60_000
             )
-            for text in ("02:00", "corpus-build", "process"):
+            for text in ("02:00", "nightly-build", "process"):
                 page.get_by_text(text).first.wait_for(timeout=60_000)
             detail = page.inner_text("body")
-            page.screenshot(path=str(shots / "nightly-rebuild.png"), full_page=True)
+            page.screenshot(path=str(shots / "nightly-build.png"), full_page=True)
         finally:
             browser.close()
     for name in EXPECTED:
         assert name.split("/")[1] in listing and name.split("/")[0] in listing
     assert "At 02:00 AM every day" in listing, listing[:2000]
-    assert "nightly-rebuild" in detail and "corpus-build" in detail, detail[:2000]
+    assert "nightly-build" in detail and "default" in detail, detail[:2000]
     assert (shots / "deployments.png").stat().st_size > 10_000
 
 
 def test_smelt_server_registers_pools_prints_the_url_and_stops_on_ctrl_c(tmp_path):
-    """`smelt server` on a fresh home: healthy, pools created, URL printed; SIGINT stops it."""
+    """`smelt server` on a fresh home: healthy, pools created, URL printed; SIGINT stops it.
+    With `--no-worker` it starts no worker and says how to start one (the default worker is
+    tested in test_server_worker.py)."""
     import signal
     import subprocess
     import sys
@@ -186,6 +190,7 @@ def test_smelt_server_registers_pools_prints_the_url_and_stops_on_ctrl_c(tmp_pat
             "--home",
             str(tmp_path / "home"),
             "--no-deploy",
+            "--no-worker",
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -201,6 +206,8 @@ def test_smelt_server_registers_pools_prints_the_url_and_stops_on_ctrl_c(tmp_pat
         output = "".join(lines)
         assert f"Prefect UI: http://127.0.0.1:{port}" in output, output
         assert "Work pools: process, runpod (created process, runpod)" in output, output
+        assert "prefect worker start --pool process" in output, output
+        assert pool_workers(f"http://127.0.0.1:{port}/api", "process") == []
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
     finally:

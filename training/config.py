@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from smelt.errors import ConfigError
+from smelt.training.data_plan import plan_from_shards
 
 DEFAULT_WARMUP_STEPS = 100
 DEFAULT_WARMUP_FRACTION = 0.1  # of max_steps, when --warmup-steps is not given
@@ -56,6 +57,10 @@ RESUMABLE_CHANGES = frozenset(
         "peak_flops",
         "log_every",
         "upload_timeout",
+        # the data may change: a changed set of sources is a new phase (training/mixture.py)
+        "shards",
+        "data",
+        "on_exhausted",
     }
 )
 
@@ -68,8 +73,9 @@ Text = Annotated[str, Field(min_length=1)]
 def _knob(default: Any = dataclasses.MISSING, help: str = "", **flag: Any) -> Any:  # noqa: A002
     """A field with its command-line help (and optionally `metavar`, `shown`: the default as
     the help should print it when the value itself says little, e.g. None)."""
-    if isinstance(default, dict):
-        return field(default_factory=dict, metadata={"help": help, **flag})
+    if isinstance(default, dict | list):
+        factory = type(default)
+        return field(default_factory=factory, metadata={"help": help, **flag})
     return field(default=default, metadata={"help": help, **flag})
 
 
@@ -77,10 +83,21 @@ def _knob(default: Any = dataclasses.MISSING, help: str = "", **flag: Any) -> An
 class TrainConfig:
     """A training run: data, model, optimizer, schedule, checkpointing, runtime."""
 
-    shards: Text = _knob(
-        help="token shards (a directory or s3:// prefix with manifest.json)", metavar="URI"
-    )
     output: Text = _knob(help="run directory: checkpoints, metrics, TensorBoard", metavar="URI")
+    shards: list[Text] | Text = _knob(
+        [],
+        "token shards: a directory or s3:// prefix with manifest.json, or a glob of them "
+        "(every finished set it matches); repeatable, URI=WEIGHT, for a mixture",
+        metavar="URI[=WEIGHT]",
+    )
+    data: Text | None = _knob(
+        None,
+        "YAML or TOML file of sources, weights and phases (instead of --shards)",
+        metavar="FILE",
+    )
+    on_exhausted: Literal["repeat", "end_phase"] = _knob(
+        "repeat", "when a source runs out: repeat it (a new epoch), or end the phase"
+    )
     preset: Text = _knob("test", "model preset (smelt.model.presets)")
     model_overrides: dict[str, Any] = _knob(
         {}, "override a model config field, e.g. n_layers=2 (repeatable)", metavar="KEY=VALUE"
@@ -154,8 +171,16 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        if isinstance(self.shards, str):  # one URI, as older runs and deployments pass it
+            object.__setattr__(self, "shards", [self.shards])
         for item in dataclasses.fields(self):
             _check(item.name, getattr(self, item.name))
+        _check_data(self.shards, self.data)
+
+    @property
+    def data_name(self) -> str:
+        """The training data as the user gave it, for messages."""
+        return f"in {self.data}" if self.data else ", ".join(self.shards)
 
     @property
     def tokens_per_micro_batch(self) -> int:
@@ -228,6 +253,17 @@ class TrainConfig:
         return cls(model_overrides=parse_overrides(args.model_override or []), **values)
 
 
+def _check_data(shards: list[str], data: str | None) -> None:
+    """Sources come from `--shards` (each URI[=WEIGHT] well formed) or from `--data`."""
+    if bool(shards) == bool(data):
+        raise ConfigError(
+            "give the training data either as --shards URI[=WEIGHT] (repeatable) or as "
+            f"--data FILE, not {'both' if data else 'neither'}"
+        )
+    if shards:
+        plan_from_shards(shards)
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """`["n_layers=2", "qk_norm=false"]` -> `{"n_layers": 2, "qk_norm": False}` (JSON values)."""
     overrides: dict[str, Any] = {}
@@ -285,7 +321,7 @@ def _flag_options(item: dataclasses.Field) -> dict[str, Any]:
         options["metavar"] = item.metadata["metavar"]
     if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
         return {**options, "required": True, "help": f"{help_text} (required)"}
-    if item.name == "model_overrides":
+    if item.default_factory in (dict, list):  # repeatable: --model-override, --shards
         return {
             **options,
             "action": "append",

@@ -162,11 +162,46 @@ class ShardReader:
         return local_bin, local_idx
 
 
-def _permutation(num_windows: int, seed: int, epoch: int) -> np.ndarray:
+def epoch_permutation(num_windows: int, seed: int, epoch: int) -> np.ndarray:
     """The window order of one epoch: a function of (seed, epoch) only."""
     rng = np.random.Generator(np.random.PCG64([seed, epoch]))
     dtype = np.int32 if num_windows < 2**31 else np.int64
     return rng.permutation(num_windows).astype(dtype, copy=False)
+
+
+class WindowStream:
+    """Window indices of one split in seeded epochs, handed out in contiguous takes.
+
+    `take(n)` returns the next n indices of the current epoch's permutation; when fewer than n
+    are left, the next epoch starts first (the tail of an epoch is skipped, so a take never
+    spans two epochs). The state is two integers.
+    """
+
+    def __init__(self, num_windows: int, seed: int, epoch: int = 0, position: int = 0) -> None:
+        self.num_windows, self.seed = num_windows, seed
+        self.epoch, self.position = epoch, position
+        self._order: np.ndarray | None = None
+
+    def take(self, count: int) -> np.ndarray:
+        if count > self.num_windows:
+            raise InputError(
+                f"a take of {count} windows from a split of {self.num_windows}; lower the "
+                "batch or seq_len"
+            )
+        if self.position + count > self.num_windows:
+            self.epoch, self.position, self._order = self.epoch + 1, 0, None
+        if self._order is None:
+            self._order = epoch_permutation(self.num_windows, self.seed, self.epoch)
+        taken = self._order[self.position : self.position + count]
+        self.position += count
+        return taken
+
+    def runs_out(self, counts: list[int]) -> bool:
+        """Whether takes of `counts` windows, in order, would start another epoch."""
+        return self.position + sum(counts) > self.num_windows
+
+    def restore(self, epoch: int, position: int) -> None:
+        self.epoch, self.position, self._order = epoch, position, None
 
 
 class ShardLoader:
@@ -201,8 +236,15 @@ class ShardLoader:
                 f" windows of {seq_len + 1} tokens, fewer than one step needs "
                 f"({batch_size} x {world_size} ranks); lower the batch or seq_len"
             )
-        self.epoch, self.position = 0, 0
-        self._order: np.ndarray | None = None
+        self.stream = WindowStream(self.reader.num_windows, seed)
+
+    @property
+    def epoch(self) -> int:
+        return self.stream.epoch
+
+    @property
+    def position(self) -> int:
+        return self.stream.position
 
     @property
     def steps_per_epoch(self) -> int:
@@ -213,14 +255,8 @@ class ShardLoader:
             yield self.next_batch()
 
     def next_batch(self) -> Batch:
-        if self.position + self.step_windows > self.reader.num_windows:
-            self.epoch, self.position, self._order = self.epoch + 1, 0, None
-        if self._order is None:
-            self._order = _permutation(self.reader.num_windows, self.seed, self.epoch)
-        first = self.position + self.rank
-        indices = self._order[first : self.position + self.step_windows : self.world_size]
-        self.position += self.step_windows
-        return _collate([self.reader.window(int(i), self.with_doc_ids) for i in indices])
+        indices = self.stream.take(self.step_windows)[self.rank :: self.world_size]
+        return collate([self.reader.window(int(i), self.with_doc_ids) for i in indices])
 
     def state_dict(self) -> dict:
         """JSON-safe position: the next step starts at window `position` of epoch `epoch`."""
@@ -250,7 +286,7 @@ class ShardLoader:
                     f"this loader has {mine!r}; resume with the same shards, "
                     "seed and seq_len"
                 )
-        self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
+        self.stream.restore(int(state["epoch"]), int(state["position"]))
 
     def close(self) -> None:
         self.reader.close()
@@ -271,7 +307,7 @@ def eval_batches(
         total = reader.num_windows // batch_size
         limit = total if max_batches is None else min(total, max_batches)
         for b in range(limit):
-            yield _collate(
+            yield collate(
                 [
                     reader.window(i, with_doc_ids)
                     for i in range(b * batch_size, (b + 1) * batch_size)
@@ -281,7 +317,7 @@ def eval_batches(
         reader.close()
 
 
-def _collate(windows: list[tuple[np.ndarray, np.ndarray | None]]) -> Batch:
+def collate(windows: list[tuple[np.ndarray, np.ndarray | None]]) -> Batch:
     tokens = torch.from_numpy(np.stack([w for w, _ in windows]).astype(np.int64))
     doc_ids = None
     if windows[0][1] is not None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from smelt.training.data_plan import plan_from_dict, plan_from_shards
-from smelt.training.loader import ShardLoader
+from smelt.training.loader import ShardLoader, ShardReader, collate, epoch_permutation
 from smelt.training.mixture import DataPlanFinished, MixtureLoader
 from smelt.training.sources import TrainingData, resolve
 
@@ -45,7 +45,7 @@ def row_keys(batch) -> list[bytes]:
     return [row.numpy().astype("<u4").tobytes() for row in full]
 
 
-def draw(loader: MixtureLoader, steps: int) -> list:
+def draw(loader: MixtureLoader | ShardLoader, steps: int) -> list:
     return [loader.next_batch() for _ in range(steps)]
 
 
@@ -59,16 +59,35 @@ def same_batches(left: list, right: list) -> bool:
     )
 
 
-def test_one_source_draws_exactly_what_shard_loader_draws(shards: str) -> None:
+def single_stream_windows(num_windows: int, seed: int, step_windows: int, steps: int):
+    """The window indices of each step as the loader drew them before mixtures: epoch e is
+    `epoch_permutation(n, seed, e)`, step k takes its next B x W positions, and an epoch whose
+    rest is shorter than one step is left for the next."""
+    epoch, position, order = 0, 0, epoch_permutation(num_windows, seed, 0)
+    for _ in range(steps):
+        if position + step_windows > num_windows:
+            epoch, position = epoch + 1, 0
+            order = epoch_permutation(num_windows, seed, epoch)
+        yield order[position : position + step_windows]
+        position += step_windows
+
+
+def test_one_source_draws_exactly_what_it_drew_before_mixtures(shards: str) -> None:
     """One --shards URI: the same batches as before mixtures, bit for bit, on every rank and
     across an epoch boundary."""
     data = data_of(shards)
+    reader = ShardReader(data.primary, "train", SEQ)
+    steps = reader.num_windows // 8 + 7
+    expected = list(single_stream_windows(reader.num_windows, 5, 8, steps))
     for rank in (0, 1):
-        old = ShardLoader(shards, batch_size=4, seq_len=SEQ, seed=5, rank=rank, world_size=2)
         new = MixtureLoader(data, batch_size=4, seed=5, rank=rank, world_size=2)
-        steps = old.steps_per_epoch + 7
-        assert same_batches(draw(new, steps), [old.next_batch() for _ in range(steps)])
-        assert new.metrics()["source_epochs"] == {shards: 1} and old.epoch == 1
+        for indices, batch in zip(expected, draw(new, steps), strict=True):
+            rows = collate([reader.window(int(i), False) for i in indices[rank::2]])
+            assert torch.equal(batch.inputs, rows.inputs)
+            assert torch.equal(batch.targets, rows.targets)
+        assert new.metrics()["source_epochs"] == {shards: 1}
+        old = ShardLoader(shards, batch_size=4, seq_len=SEQ, seed=5, rank=rank, world_size=2)
+        assert same_batches(draw(MixtureLoader(data, 4, 5, rank, 2), 30), draw(old, 30))
     docs_old = ShardLoader(shards, batch_size=3, seq_len=SEQ, seed=5, with_doc_ids=True)
     docs_new = MixtureLoader(data, batch_size=3, seed=5, with_doc_ids=True)
     assert same_batches(draw(docs_new, 20), [docs_old.next_batch() for _ in range(20)])
@@ -158,6 +177,7 @@ def test_end_phase_moves_on_when_a_source_runs_out_and_the_plan_finishes(
     names = []
     while not loader.finished:
         names.append({owner[k] for k in row_keys(loader.next_batch())})
+        assert len(names) < 2000, "the plan never ended"
     first = names.index({"odd"})
     assert all(n == {"even"} for n in names[:first]) and all(n == {"odd"} for n in names[first:])
     assert loader.metrics()["source_epochs"] == {sets["even"]: 0, sets["odd"]: 0}
@@ -238,12 +258,13 @@ def test_ranks_split_each_micro_batch_of_the_mixture(mixture_sets: dict[str, str
 
 def test_a_checkpoint_from_before_mixtures_continues_its_one_stream(shards: str) -> None:
     old = ShardLoader(shards, batch_size=4, seq_len=SEQ, seed=11)
-    for _ in range(old.steps_per_epoch + 5):
-        old.next_batch()
+    steps = old.steps_per_epoch + 5
+    draw(old, steps)
     loader = MixtureLoader(data_of(shards), batch_size=4, seed=11)
     loader.load_state_dict(old.state_dict())
-    assert same_batches(draw(loader, 10), [old.next_batch() for _ in range(10)])
+    assert same_batches(draw(loader, 10), draw(old, 10))
     assert loader.metrics()["source_epochs"] == {shards: 1}
+    assert loader.metrics()["source_tokens"] == {shards: (steps + 10) * 4 * SEQ}
     assert [p["reason"] for p in loader.summary()["phases"]] == ["start"]
 
 

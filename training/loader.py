@@ -170,17 +170,21 @@ def epoch_permutation(num_windows: int, seed: int, epoch: int) -> np.ndarray:
 
 
 class WindowStream:
-    """Window indices of one split in seeded epochs, handed out in contiguous takes.
+    """Window indices of one split in seeded epochs (epoch e is `epoch_permutation(n, seed, e)`).
 
-    `take(n)` returns the next n indices of the current epoch's permutation; when fewer than n
-    are left, the next epoch starts first (the tail of an epoch is skipped, so a take never
-    spans two epochs). The state is two integers.
+    Two ways to hand them out, over the same state (epoch, position):
+    - `take(n)`: the next n indices as one slice of the current epoch; when fewer than n are
+      left, the next epoch starts first (its tail is skipped). One shard set alone is read
+      this way, B x W windows a step, as it always was.
+    - `peek(n)` then `advance(n)`: the next n indices one by one, running from the end of an
+      epoch into the next without skipping any. A mixture reads each of its sets this way, a
+      few windows a step, allocated thousands at a time.
     """
 
     def __init__(self, num_windows: int, seed: int, epoch: int = 0, position: int = 0) -> None:
         self.num_windows, self.seed = num_windows, seed
         self.epoch, self.position = epoch, position
-        self._order: np.ndarray | None = None
+        self._orders: dict[int, np.ndarray] = {}
 
     def take(self, count: int) -> np.ndarray:
         if count > self.num_windows:
@@ -189,19 +193,44 @@ class WindowStream:
                 "batch or seq_len"
             )
         if self.position + count > self.num_windows:
-            self.epoch, self.position, self._order = self.epoch + 1, 0, None
-        if self._order is None:
-            self._order = epoch_permutation(self.num_windows, self.seed, self.epoch)
-        taken = self._order[self.position : self.position + count]
+            self.epoch, self.position = self.epoch + 1, 0
+        taken = self.order(self.epoch)[self.position : self.position + count]
         self.position += count
         return taken
 
+    def peek(self, count: int) -> np.ndarray:
+        """The next `count` indices one by one, across epoch ends (the state is unchanged)."""
+        parts, epoch, position = [], self.epoch, self.position
+        while count:
+            if position == self.num_windows:
+                epoch, position = epoch + 1, 0
+            step = min(count, self.num_windows - position)
+            parts.append(self.order(epoch)[position : position + step])
+            position, count = position + step, count - step
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+    def advance(self, count: int) -> None:
+        """Move past `count` indices handed out by `peek`."""
+        while count and self.position + count > self.num_windows:
+            count -= self.num_windows - self.position
+            self.epoch, self.position = self.epoch + 1, 0
+        self.position += count
+
     def runs_out(self, counts: list[int]) -> bool:
-        """Whether takes of `counts` windows, in order, would start another epoch."""
+        """Whether `counts` more windows, in order, would reach into another epoch."""
         return self.position + sum(counts) > self.num_windows
 
     def restore(self, epoch: int, position: int) -> None:
-        self.epoch, self.position, self._order = epoch, position, None
+        self.epoch, self.position = epoch, position
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The permutation of `epoch`, kept while it may be needed (from the current epoch on:
+        a peek may reach into the next)."""
+        if epoch not in self._orders:
+            keep = min(epoch, self.epoch)
+            self._orders = {e: o for e, o in self._orders.items() if e >= keep}
+            self._orders[epoch] = epoch_permutation(self.num_windows, self.seed, epoch)
+        return self._orders[epoch]
 
 
 class ShardLoader:

@@ -37,6 +37,7 @@ from smelt.training.sources import Phase, ShardSet, TrainingData
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 2
+AHEAD_WINDOWS = 4096  # windows allocated at a time
 LEGACY_STATE_VERSION = 1  # ShardLoader's: one shard set, one stream
 
 
@@ -83,6 +84,7 @@ class MixtureLoader:
         self.history: list[dict[str, Any]] = []
         self.streams: dict[str, WindowStream] = {}
         self._dormant: dict[str, dict[str, Any]] = {}  # saved streams of sets not in use
+        self._activate(data.phases[0], np.zeros(len(data.phases[0].sets), dtype=np.int64))
         self.plan_phase = 0
         self._start_phase(0, "start")
 
@@ -94,26 +96,65 @@ class MixtureLoader:
                 f"the data plan ({self.data.origin}) ended at {self.tokens:,} tokens; no batch "
                 "is left"
             )
-        phase = self.phase
-        picks = allocate(self._weights, self._drawn, self.step_windows)
-        counts = np.bincount(picks, minlength=len(phase.sets))
-        windows = np.empty(self.step_windows, dtype=np.int64)
-        for i in np.flatnonzero(counts):
-            shard_set, stream = phase.sets[i], self.streams[self._keys[i]]
-            windows[picks == i] = stream.take(int(counts[i]))
-            self.source_tokens[shard_set.source] += int(counts[i]) * phase.seq_len
-            epochs = self.source_epochs
-            epochs[shard_set.source] = max(epochs.get(shard_set.source, 0), stream.epoch)
-        self._drawn += counts
-        self.tokens += self.step_windows * phase.seq_len
+        size, mine = self.step_windows, slice(self.rank, None, self.world_size)
+        self.tokens += size * self._seq_len
         self.micro = (self.micro + 1) % self.grad_accum
-        mine = slice(self.rank, None, self.world_size)
+        if len(self._streams) == 1:  # one set: its stream alone, as before mixtures
+            self._drawn[0] += size
+            windows = self._streams[0].take(size)[mine].tolist()
+            reader = self._readers[0]
+            return collate([reader.window(w, self.with_doc_ids) for w in windows])
+        picks, windows = self._upcoming(size)
+        readers = self._readers
         return collate(
             [
-                self.readers[self._keys[i]].window(int(w), self.with_doc_ids)
-                for i, w in zip(picks[mine], windows[mine], strict=True)
+                readers[i].window(w, self.with_doc_ids)
+                for i, w in zip(picks[mine].tolist(), windows[mine].tolist(), strict=True)
             ]
         )
+
+    def _upcoming(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next `count` windows of the mixture: their sets and their indices in them.
+
+        Thousands are planned at a time (which set each comes from, then each set's next
+        windows, one by one across its epochs); the streams and draw counts catch up with what
+        was handed out only when asked (`_sync`), so a micro-batch costs two slices."""
+        if self._ahead_at + count > len(self._ahead):
+            self._sync()
+            picks = allocate(self._weights, self._drawn, max(count, AHEAD_WINDOWS))
+            counts = np.bincount(picks, minlength=len(self._streams)).tolist()
+            windows = np.empty(len(picks), dtype=np.int64)
+            parts = [stream.peek(n) for stream, n in zip(self._streams, counts, strict=True)]
+            windows[np.argsort(picks, kind="stable")] = np.concatenate(parts)
+            self._ahead, self._ahead_windows = picks, windows
+            self._ahead_at = self._synced_at = 0
+        start, self._ahead_at = self._ahead_at, self._ahead_at + count
+        return self._ahead[start : self._ahead_at], self._ahead_windows[start : self._ahead_at]
+
+    def _sync(self) -> None:
+        """Advance the sets' streams and draw counts past the windows handed out so far."""
+        if len(self._streams) == 1 or self._ahead_at == self._synced_at:
+            return
+        handed = self._ahead[self._synced_at : self._ahead_at]
+        counts = np.bincount(handed, minlength=len(self._streams))
+        for stream, count in zip(self._streams, counts.tolist(), strict=True):
+            stream.advance(count)
+        self._drawn += counts
+        self._synced_at = self._ahead_at
+
+    def _tally(self) -> None:
+        """Bring `source_tokens` and `source_epochs` up to date with the windows drawn since
+        the last tally (kept out of `next_batch`, which only counts per set)."""
+        self._sync()
+        seq_len = self._seq_len
+        for i, shard_set in enumerate(self._sets):
+            new = int(self._drawn[i] - self._tallied[i])
+            if new:
+                self.source_tokens[shard_set.source] += new * seq_len
+            epoch = self._streams[i].epoch
+            if epoch > self.source_epochs.get(shard_set.source, 0):
+                self.source_epochs[shard_set.source] = epoch
+        self._tallied = self._drawn.copy()
 
     @property
     def finished(self) -> bool:
@@ -127,6 +168,7 @@ class MixtureLoader:
 
     def metrics(self) -> dict[str, Any]:
         """What each metrics.jsonl record carries about the data (after the step just drawn)."""
+        self._tally()
         current = self.history[-1]
         return {
             "source_tokens": dict(self.source_tokens),
@@ -137,6 +179,7 @@ class MixtureLoader:
 
     def summary(self) -> dict[str, Any]:
         """The mixture as drawn so far: per source, per phase (for reports)."""
+        self._tally()
         phases = []
         for number, record in enumerate(self.history):
             following = self.history[number + 1 : number + 2]
@@ -174,15 +217,17 @@ class MixtureLoader:
 
     def _running_out(self) -> str | None:
         """The first set whose epoch cannot serve the whole next optimizer step, if any."""
+        self._sync()
         picks = allocate(self._weights, self._drawn, self.step_windows * self.grad_accum)
-        counts = np.bincount(picks, minlength=len(self._keys))
-        for i, key in enumerate(self._keys):
-            if self.streams[key].runs_out([int(counts[i])]):
+        counts = np.bincount(picks, minlength=len(self._streams))
+        for i, stream in enumerate(self._streams):
+            if stream.runs_out([int(counts[i])]):
                 return self.phase.sets[i].uri
         return None
 
     def _start_phase(self, plan_phase: int, reason: str) -> None:
         """Begin plan phase `plan_phase` now, as a new phase of the run's history."""
+        self._tally()  # the phase that ends
         phase = self.data.phases[plan_phase]
         self.plan_phase = plan_phase
         record = {
@@ -207,12 +252,17 @@ class MixtureLoader:
 
     def _activate(self, phase: Phase, drawn: np.ndarray) -> None:
         """Draw from `phase`'s sets: their streams (kept, restored or new) and weights."""
+        self._sets, self._seq_len = phase.sets, phase.seq_len
         self._keys = [stream_key(s, phase.seq_len) for s in phase.sets]
         self._weights = np.array([s.weight for s in phase.sets], dtype=np.float64)
-        self._drawn = drawn
+        self._drawn, self._tallied = drawn, drawn.copy()
+        self._ahead = self._ahead_windows = np.empty(0, dtype=np.int64)
+        self._ahead_at = self._synced_at = 0
         for shard_set, key in zip(phase.sets, self._keys, strict=True):
             if key not in self.streams:
                 self.streams[key] = self._stream(shard_set, key)
+        self._streams = [self.streams[key] for key in self._keys]
+        self._readers = [self.readers[key] for key in self._keys]
 
     def _stream(self, shard_set: ShardSet, key: str) -> WindowStream:
         """A set's stream: continued from its saved state when the set is unchanged."""
@@ -249,6 +299,7 @@ class MixtureLoader:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-safe: where every stream stands and the run's phase history."""
+        self._tally()
         streams = dict(self._dormant)
         for key, stream in self.streams.items():
             shard_set, seq_len = self._set_of(key)
@@ -289,6 +340,8 @@ class MixtureLoader:
                 f"loader state was saved with seed={state['seed']!r} but this loader has "
                 f"{self.seed!r}; resume with the same seed"
             )
+        self._sync()
+        self._tallied = self._drawn.copy()  # what was drawn before is replaced, not counted
         self.tokens, self.micro = int(state["tokens"]), int(state["micro"])
         self.source_tokens = {**dict.fromkeys(self.data.sources, 0), **state["source_tokens"]}
         self.source_epochs = {**dict.fromkeys(self.data.sources, 0), **state["source_epochs"]}

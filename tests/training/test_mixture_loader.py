@@ -27,16 +27,23 @@ def plan_data(plan: dict, seq_len: int = SEQ) -> TrainingData:
     return resolve(plan_from_dict(plan, "test plan"), seq_len, "repeat")
 
 
+def window_keys(root: str, seq_len: int = SEQ) -> list[bytes]:
+    """Every train window (its T+1 tokens) of a shard set, read from the files."""
+    keys = []
+    manifest = json.loads(Path(root, "manifest.json").read_text())
+    for shard in (s for s in manifest["shards"] if s["split"] == "train"):
+        tokens = np.fromfile(Path(root, shard["path"]), dtype="<u4")
+        for w in range((len(tokens) - 1) // seq_len):
+            keys.append(tokens[w * seq_len : w * seq_len + seq_len + 1].tobytes())
+    return keys
+
+
 def owners(sets: dict[str, str], seq_len: int = SEQ) -> dict[bytes, str]:
-    """Every train window (its T+1 tokens) of every set -> the set's name, read from the files."""
+    """Every train window of every set -> the set's name."""
     found: dict[bytes, str] = {}
     for name, root in sets.items():
-        manifest = json.loads(Path(root, "manifest.json").read_text())
-        for shard in (s for s in manifest["shards"] if s["split"] == "train"):
-            tokens = np.fromfile(Path(root, shard["path"]), dtype="<u4")
-            for w in range((len(tokens) - 1) // seq_len):
-                key = tokens[w * seq_len : w * seq_len + seq_len + 1].tobytes()
-                assert found.setdefault(key, name) == name, "a window occurs in two sets"
+        for key in window_keys(root, seq_len):
+            assert found.setdefault(key, name) == name, "a window occurs in two sets"
     return found
 
 
@@ -149,16 +156,18 @@ def test_a_source_that_runs_out_is_repeated_and_its_epochs_counted(
     sets = mixture_sets
     data = data_of(f"{sets['even']}=1", f"{sets['code']}=1")
     owner = owners(sets)
-    even_windows = sum(1 for name in owner.values() if name == "even")
+    every = window_keys(sets["even"])
     loader = MixtureLoader(data, batch_size=8, seed=4)
-    batches: list[list[bytes]] = []
-    while loader.metrics()["source_epochs"][sets["even"]] == 0:
-        batches.append([k for k in row_keys(loader.next_batch()) if owner[k] == "even"])
+    drawn: list[bytes] = []
+    while len(drawn) <= len(every):
+        drawn += [k for k in row_keys(loader.next_batch()) if owner[k] == "even"]
     assert loader.metrics()["source_epochs"] == {sets["even"]: 1, sets["code"]: 0}
-    first_epoch = [key for batch in batches[:-1] for key in batch]
-    # the whole set went by (but the tail of fewer windows than one batch takes) before a repeat
-    assert even_windows - 8 < len(first_epoch) <= even_windows
-    assert set(batches[-1]) <= set(first_epoch)
+    while len(drawn) < 2 * len(every):
+        drawn += [k for k in row_keys(loader.next_batch()) if owner[k] == "even"]
+    # in a mixture a set's windows come one by one: all of them once, then all of them again
+    # in another order (the next epoch's permutation)
+    first, second = drawn[: len(every)], drawn[len(every) : 2 * len(every)]
+    assert Counter(first) == Counter(every) == Counter(second) and first != second
 
 
 def test_end_phase_moves_on_when_a_source_runs_out_and_the_plan_finishes(

@@ -21,7 +21,9 @@ def _records(run: Path) -> list[dict]:
     return read_metrics(str(run / "metrics.jsonl"))
 
 
-def _kill_resume_compare(args_for, tmp_path: Path, kill_step: int, expect_from: int) -> list:
+def _kill_resume_compare(args_for, tmp_path: Path, kill_step: int, allowed: set[int]) -> list:
+    """Reference run; a run killed at `kill_step` or later whose newest complete checkpoint is
+    one of `allowed`; that run resumed: the same records, and proof that it resumed."""
     reference = tmp_path / "reference"
     run_loop(args_for(reference))
     expected = [{k: r.get(k) for k in SAME} for r in _records(reference)]
@@ -30,7 +32,8 @@ def _kill_resume_compare(args_for, tmp_path: Path, kill_step: int, expect_from: 
     killed = tmp_path / "killed"
     seen = _kill_after(killed, args_for(killed), kill_step)
     assert kill_step <= seen < STEPS
-    assert max(complete_steps(str(killed))) == expect_from
+    expect_from = max(complete_steps(str(killed)))
+    assert expect_from in allowed, f"newest checkpoint {expect_from} when killed at {seen}"
     before = {r["step"]: r for r in _records(killed)}
 
     proc = run_loop([*args_for(killed), "--debug"])
@@ -55,7 +58,7 @@ def test_kill_mid_phase_then_resume_gives_the_same_mixture(
         every = ("--checkpoint-every", "10")
         return train_args(f"{sets['even']}=3", str(run), *sources, *every, steps=STEPS)
 
-    got = _kill_resume_compare(args_for, tmp_path, kill_step=23, expect_from=20)
+    got = _kill_resume_compare(args_for, tmp_path, kill_step=23, allowed={20, 30})
     shares = got[-1]["source_tokens"]
     assert [
         round(shares[f"{sets[n]}"] / got[-1]["tokens"], 2) for n in ("even", "odd", "code")
@@ -88,6 +91,6 @@ def test_kill_after_a_phase_boundary_then_resume_crosses_it_again(
         index = base.index("--shards")
         return [*base[:index], "--data", str(plan), *base[index + 2 :]]
 
-    got = _kill_resume_compare(args_for, tmp_path, kill_step=24, expect_from=20)
+    got = _kill_resume_compare(args_for, tmp_path, kill_step=24, allowed={20})
     assert [r["phase_name"] for r in got] == ["prose"] * 22 + ["code"] * 18
     assert got[22]["tokens"] - got[21]["tokens"] == 4 * 64  # the phase's own seq_len

@@ -2,16 +2,18 @@
 
 Every micro-batch is B x W windows of T+1 tokens (W ranks; rank r takes every W-th). Which shard
 set each window comes from follows `allocation.allocate` (exact shares, interleaved, no
-randomness); which window of that set follows its own `WindowStream` (a seeded permutation per
-epoch, as `ShardLoader` reads one set). With one source this is `ShardLoader`'s stream exactly:
-the same batches, bit for bit.
+randomness); which window of that set follows its own `WindowStream`: a seeded permutation per
+epoch, handed out one window at a time, running from one epoch into the next (a new
+permutation) without skipping any. A phase of one shard set reads it exactly as `ShardLoader`
+does (B x W windows a step, an epoch's tail shorter than that left out): with one `--shards`
+URI a run draws the same batches as before mixtures, bit for bit.
 
 Phases (`sources.TrainingData`) change at optimizer-step boundaries: before a step's first
 micro-batch the loader moves on when the run has drawn the phase's `until_tokens`, or, for a
 phase that ends when a source runs out (`end_phase`), when a set's epoch could not serve the
-whole next step. A set that runs out in a `repeat` phase starts its next epoch (a new
-permutation), counted in `source_epochs`. After the last phase the loader is `finished` and
-training stops. A set keeps its stream across phases of the same `seq_len`.
+whole next step. In a `repeat` phase a set that runs out goes on with its next epoch, counted
+in `source_epochs`. After the last phase the loader is `finished` and training stops. A set
+keeps its stream across phases of the same `seq_len`.
 
 The state (`state_dict`, the same on every rank) holds the tokens drawn, per source and in all,
 each set's epoch and position, the draw counts of the current phase, and the run's phase
@@ -285,13 +287,13 @@ class MixtureLoader:
 
     def _reader(self, shard_set: ShardSet, phase: Phase, verify: bool) -> ShardReader:
         reader = ShardReader(shard_set.manifest, "train", phase.seq_len, verify=verify)
-        # the most windows one micro-batch may take from it (exact shares, within two)
-        need = min(self.step_windows, int(np.ceil(shard_set.weight * self.step_windows)) + 2)
-        if reader.num_windows < need:
+        # alone in its phase, a set is read a whole micro-batch at a time (in a mixture, one
+        # window at a time: any set with a window will do)
+        if len(phase.sets) == 1 and reader.num_windows < self.step_windows:
             raise InputError(
                 f"shard set {shard_set.uri} has {reader.num_windows} windows of "
-                f"{phase.seq_len + 1} tokens, fewer than one step may take from it ({need}, "
-                f"phase {phase.name!r}); lower the batch or seq_len, or leave it out"
+                f"{phase.seq_len + 1} tokens, fewer than one step needs ({self.batch_size} x "
+                f"{self.world_size} ranks, phase {phase.name!r}); lower the batch or seq_len"
             )
         return reader
 

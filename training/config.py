@@ -240,11 +240,15 @@ class TrainConfig:
     # ---- command line ----------------------------------------------------------------------
 
     @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
+    def add_arguments(
+        parser: argparse.ArgumentParser, exclude: frozenset[str] = frozenset()
+    ) -> None:
         """The `smelt train` flags (also `python -m smelt.training.loop` under torchrun):
-        one per field, each with its help and default."""
+        one per field, each with its help and default; a command that gives some fields
+        another meaning (its own `--data`) excludes them by field name."""
         for item in dataclasses.fields(TrainConfig):
-            parser.add_argument(*_flag(item), **_flag_options(item))
+            if item.name not in exclude:
+                parser.add_argument(*_flag(item), **_flag_options(item))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:

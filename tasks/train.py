@@ -65,6 +65,7 @@ def train_task(
         "checkpoints": result.checkpoints,
         "seconds": round(result.seconds, 2),
         "source_tokens": result.data.get("source_tokens", {}),
+        "data_finished": result.data.get("finished", False),
     }
 
 

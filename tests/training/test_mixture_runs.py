@@ -53,6 +53,19 @@ def test_a_run_checkpointed_before_mixtures_resumes_exactly(shards: str, tmp_pat
     assert losses["old"][-1][1] == {shards: 8 * 2 * 16}
 
 
+def test_training_stops_where_the_data_plan_ends(shards: str, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"phases:\n  - {{until_tokens: 150, sources: ['{shards}']}}\n")
+    run = tmp_path / "run"
+    config = small_config([], run, data=str(plan), max_steps=10, checkpoint_every=4)
+    result = train(config)  # 2 x 16 tokens a step: the plan ends after step 5 (160 tokens)
+    assert (result.step, result.tokens, result.data["finished"]) == (5, 160, True)
+    assert [r["step"] for r in read_metrics(str(run / "metrics.jsonl"))] == [1, 2, 3, 4, 5]
+    assert sorted(p.name for p in run.glob("step_*")) == ["step_00000004", "step_00000005"]
+    again = train(config)
+    assert again.already_done and (again.step, again.tokens) == (5, 160)
+
+
 @pytest.mark.slow
 def test_the_train_flow_reports_the_mixture(
     mixture_sets: dict[str, str], tmp_path: Path, prefect_harness

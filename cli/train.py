@@ -19,8 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train",
         help="train a model on token shards",
-        description="Train a preset on token shards into --output; the same command again "
-        "resumes from the newest complete checkpoint (local or on S3).",
+        description="Train a preset on token shards into --output: one shard set, or a mixture "
+        "by weight and in phases (--shards URI=WEIGHT repeated, --data FILE); the same command "
+        "again resumes from the newest complete checkpoint (local or on S3).",
     )
     TrainConfig.add_arguments(train)
     train.add_argument("--no-progress", action="store_true", help="no progress bar (default: off)")
@@ -43,6 +44,7 @@ def run_train(args: argparse.Namespace) -> int:
             "val_loss": result.val_loss,
             "output": result.output,
             "already_done": result.already_done,
+            "data_finished": result.data.get("finished", False),
         }
     else:
         from smelt.flows.train import train_flow
@@ -105,9 +107,12 @@ def print_summary(summary: dict[str, Any]) -> None:
     if val is not None:
         text += f", val loss {val:.4f}"
     if summary.get("already_done"):
+        further = (
+            "add a phase to its data plan" if summary.get("data_finished") else "raise --max-steps"
+        )
         print(
             f"{summary['output']} is already trained to step {summary['step']} "
-            f"({summary['tokens']:,} tokens); raise --max-steps to train it further"
+            f"({summary['tokens']:,} tokens); {further} to train it further"
         )
         return
     print(f"trained {summary['output']}: {text}")

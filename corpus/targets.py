@@ -25,7 +25,6 @@ from smelt import storage
 
 DATE_FIELD = "{date}"
 DATE_FORMAT = "%Y-%m-%d"
-GLOB_CHARS = ("*", "?", "[")
 
 
 def expand_output(output_uri: str, when: datetime) -> str:
@@ -49,11 +48,10 @@ def expand_dedup_against(entries: list[str], output_uri: str) -> list[str]:
     own = storage.normalize(output_uri)
     resolved: list[str] = []
     for entry in entries:
-        if not any(char in entry for char in GLOB_CHARS):
+        if not storage.has_glob(entry):
             resolved.append(entry)
             continue
-        for match in storage.glob(entry.rstrip("/")):
-            finished = storage.exists(storage.join(match, "stats.json"))
-            if finished and storage.normalize(match) != own and match not in resolved:
+        for match in storage.glob_finished(entry, "stats.json"):
+            if storage.normalize(match) != own and match not in resolved:
                 resolved.append(match)
     return resolved

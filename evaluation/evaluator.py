@@ -226,6 +226,7 @@ def tokenizer_sha256(opened: OpenedCheckpoint) -> str | None:
 def run_shards(opened: OpenedCheckpoint, settings: EvalSettings) -> tuple[str, int, int] | None:
     """(shards URI, seq_len, batch size) for val loss: --val-shards, or what run.json records."""
     from smelt.training.checkpoint import StepLayout
+    from smelt.training.data_plan import parse_source
     from smelt.training.manager import CheckpointManager
     from smelt.training.preflight import recorded_config
 
@@ -234,7 +235,9 @@ def run_shards(opened: OpenedCheckpoint, settings: EvalSettings) -> tuple[str, i
     recorded = recorded_config(CheckpointManager(run_uri))
     seq_len = recorded.seq_len if recorded else min(256, opened.config.max_seq_len)
     batch = recorded.batch_size if recorded else 8
-    shards = settings.val_shards or (recorded.shards if recorded else None)
+    # a mixture's validation comes from its first shard set, as in training
+    first = parse_source(recorded.shards[0]).uri if recorded and recorded.shards else None
+    shards = settings.val_shards or first
     return (shards, seq_len, batch) if shards else None
 
 

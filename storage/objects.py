@@ -189,3 +189,23 @@ def glob(pattern: str) -> list[str]:
     """URIs matching a glob pattern (`*`, `?`, `[...]`), files or directories, sorted."""
     fs, path = uris.filesystem(pattern)
     return sorted(uris.to_uri(fs, p) for p in fs.glob(path))
+
+
+GLOB_CHARS = ("*", "?", "[")
+
+
+def has_glob(uri: str) -> bool:
+    """Whether `uri` is a glob pattern rather than one path."""
+    return any(char in uri for char in GLOB_CHARS)
+
+
+def glob_finished(pattern: str, marker: str) -> list[str]:
+    """The directories matching `pattern` that hold `marker` (the file a stage writes last:
+    only finished outputs count), sorted. A pattern that names the marker files themselves
+    matches their directories."""
+    found: list[str] = []
+    for match in glob(pattern.rstrip("/")):
+        directory = uris.parent(match) if uris.basename(match) == marker else match
+        if directory not in found and exists(uris.join(directory, marker)):
+            found.append(directory)
+    return sorted(found)

@@ -32,6 +32,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from smelt.errors import ConfigError
+from smelt.training.data_plan import plan_from_shards
 
 DEFAULT_WARMUP_STEPS = 100
 DEFAULT_WARMUP_FRACTION = 0.1  # of max_steps, when --warmup-steps is not given
@@ -58,6 +59,10 @@ RESUMABLE_CHANGES = frozenset(
         "log_every",
         "upload_timeout",
         "eval_tasks",
+        # the data may change: a changed set of sources is a new phase (training/mixture.py)
+        "shards",
+        "data",
+        "on_exhausted",
     }
 )
 
@@ -70,8 +75,9 @@ Text = Annotated[str, Field(min_length=1)]
 def _knob(default: Any = dataclasses.MISSING, help: str = "", **flag: Any) -> Any:  # noqa: A002
     """A field with its command-line help (and optionally `metavar`, `shown`: the default as
     the help should print it when the value itself says little, e.g. None)."""
-    if isinstance(default, dict):
-        return field(default_factory=dict, metadata={"help": help, **flag})
+    if isinstance(default, dict | list):
+        factory = type(default)
+        return field(default_factory=factory, metadata={"help": help, **flag})
     return field(default=default, metadata={"help": help, **flag})
 
 
@@ -79,10 +85,21 @@ def _knob(default: Any = dataclasses.MISSING, help: str = "", **flag: Any) -> An
 class TrainConfig:
     """A training run: data, model, optimizer, schedule, checkpointing, runtime."""
 
-    shards: Text = _knob(
-        help="token shards (a directory or s3:// prefix with manifest.json)", metavar="URI"
-    )
     output: Text = _knob(help="run directory: checkpoints, metrics, TensorBoard", metavar="URI")
+    shards: list[Text] | Text = _knob(
+        [],
+        "token shards: a directory or s3:// prefix with manifest.json, or a glob of them "
+        "(every finished set it matches); repeatable, URI=WEIGHT, for a mixture",
+        metavar="URI[=WEIGHT]",
+    )
+    data: Text | None = _knob(
+        None,
+        "YAML or TOML file of sources, weights and phases (instead of --shards)",
+        metavar="FILE",
+    )
+    on_exhausted: Literal["repeat", "end_phase"] = _knob(
+        "repeat", "when a source runs out: repeat it (a new epoch), or end the phase"
+    )
     preset: Text = _knob("test", "model preset (smelt.model.presets)")
     model_overrides: dict[str, Any] = _knob(
         {}, "override a model config field, e.g. n_layers=2 (repeatable)", metavar="KEY=VALUE"
@@ -177,8 +194,16 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        if isinstance(self.shards, str):  # one URI, as older runs and deployments pass it
+            object.__setattr__(self, "shards", [self.shards])
         for item in dataclasses.fields(self):
             _check(item.name, getattr(self, item.name))
+        _check_data(self.shards, self.data)
+
+    @property
+    def data_name(self) -> str:
+        """The training data as the user gave it, for messages."""
+        return f"in {self.data}" if self.data else ", ".join(self.shards)
 
     @property
     def tokens_per_micro_batch(self) -> int:
@@ -240,7 +265,8 @@ class TrainConfig:
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser, exclude: Collection[str] = ()) -> None:
         """The `smelt train` flags (also `python -m smelt.training.loop` under torchrun):
-        one per field, each with its help and default; `exclude` names fields left out."""
+        one per field, each with its help and default; a command that gives some fields
+        another meaning (its own `--data`) excludes them by field name."""
         for item in dataclasses.fields(TrainConfig):
             if item.name not in exclude:
                 parser.add_argument(*_flag(item), **_flag_options(item))
@@ -254,6 +280,17 @@ class TrainConfig:
             eval_tasks=parse_named(getattr(args, "eval_task", None) or [], "--eval-task"),
             **values,
         )
+
+
+def _check_data(shards: list[str], data: str | None) -> None:
+    """Sources come from `--shards` (each URI[=WEIGHT] well formed) or from `--data`."""
+    if bool(shards) == bool(data):
+        raise ConfigError(
+            "give the training data either as --shards URI[=WEIGHT] (repeatable) or as "
+            f"--data FILE, not {'both' if data else 'neither'}"
+        )
+    if shards:
+        plan_from_shards(shards)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -316,12 +353,12 @@ def _flag_options(item: dataclasses.Field) -> dict[str, Any]:
         options["metavar"] = item.metadata["metavar"]
     if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
         return {**options, "required": True, "help": f"{help_text} (required)"}
-    if item.name in REPEATED:
+    if item.name in REPEATED or item.default_factory in (dict, list):  # repeatable flags
         return {
             **options,
             "action": "append",
             "default": [],
-            "dest": REPEATED[item.name].removeprefix("--").replace("-", "_"),
+            "dest": _flag(item)[0].removeprefix("--").replace("-", "_"),
             "help": f"{help_text} (default: none)",
         }
     if kind is bool:

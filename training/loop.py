@@ -33,16 +33,18 @@ from smelt.errors import ConfigError, InputError, SmeltError
 from smelt.model.config import ModelConfig
 from smelt.model.decoder import Decoder
 from smelt.model.presets import DEFAULT_VOCAB, get_preset
-from smelt.prep.shard_format import Manifest, open_manifest
+from smelt.prep.shard_format import Manifest
 from smelt.training import conversations, distributed, optim, preflight, warm_start
 from smelt.training.config import TrainConfig
 from smelt.training.distributed import DistInfo, ModelState
-from smelt.training.loader import Batch, ShardLoader, ShardReader, eval_batches
+from smelt.training.loader import Batch, ShardReader, eval_batches
 from smelt.training.manager import CheckpointManager, Progress, UploadsPendingError
 from smelt.training.metrics import MetricsLogger, Throughput, peak_flops, read_metrics
+from smelt.training.mixture import MixtureLoader
 from smelt.training.optim import OptimizerState
 from smelt.training.rng import RNGState, seed_all
 from smelt.training.schedule import LRSchedule
+from smelt.training.sources import open_training_data
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class TrainResult:
     seconds: float = 0.0  # the whole call, setup and final uploads included
     loop_seconds: float = 0.0  # the step loop alone (steps, logging, eval, checkpoint captures)
     already_done: bool = False  # the run had reached --max-steps before this call
+    data: dict[str, Any] = field(default_factory=dict)  # the mixture drawn (per source, phase)
 
 
 def train(
@@ -172,10 +175,11 @@ class Trainer:
         started = time.perf_counter()
         if self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
-        self.prepare(open_manifest(self.config.shards))
+        self.data = open_training_data(self.config)
+        self.prepare(self.data.primary)
         with self.finishing():
             loop_started = time.perf_counter()
-            if self.progress.step >= self.config.max_steps:
+            if self.progress.step >= self.config.max_steps or self.data_finished():
                 self.already_done()
             self.loop()
             self.result.loop_seconds = time.perf_counter() - loop_started
@@ -187,6 +191,7 @@ class Trainer:
         cfg, info = self.config, self.info
         self.base = warm_start.find_base(cfg.init_from) if cfg.init_from else None
         self.model_config = build_model_config(cfg, manifest.vocab_size, self.base)
+        self.data.check_seq_len(self.model_config.max_seq_len)
         self.build()
         self.checkpoints = self.checkpoint_manager(manifest)
         plan = distributed.on_main(
@@ -217,17 +222,23 @@ class Trainer:
             peak_flops(self.device, cfg.peak_flops),
             self.info.world_size,
         )
-        step_tokens = cfg.batch_size * cfg.seq_len * cfg.grad_accum * self.info.world_size
-        while self.progress.step < cfg.max_steps:
+        while self.progress.step < cfg.max_steps and not self.data_finished():
             throughput.start()
             lr = self.schedule.lr_at(self.progress.step)
-            loss, grad_norm = self.train_step(lr)
+            loss, grad_norm, step_tokens = self.train_step(lr)
             self.progress.step += 1
             self.progress.tokens += step_tokens
             throughput.stop(step_tokens)
             record = self.log_step(loss, lr, grad_norm, throughput.report())
-            self.checkpoints.save(self.progress.step, last_step=self.progress.step == cfg.max_steps)
-            self.report(record)
+            last = self.progress.step == cfg.max_steps or self.data_finished()
+            self.checkpoints.save(self.progress.step, last_step=last)
+            self.report(record, last)
+        if self.progress.step < cfg.max_steps and self.info.is_main:
+            log.warning(
+                "training stopped at step %d of %d: the data plan ended (its last phase is over)",
+                self.progress.step,
+                cfg.max_steps,
+            )
 
     def should(self, every: int) -> bool:
         """Every `every` steps and at the last one; never when `every` is 0."""
@@ -249,7 +260,7 @@ class Trainer:
         self.autocast_dtype = _autocast_dtype(cfg.dtype, self.device)
         if cfg.batch_source == "conversations":  # fine-tuning data (`smelt sft`)
             self.loader = conversations.ConversationLoader(
-                cfg.shards,
+                self.data.primary.root,
                 "train",
                 cfg.batch_size,
                 cfg.seq_len,
@@ -259,14 +270,13 @@ class Trainer:
                 cfg.end_of_turn_weight,
             )
             return
-        self.loader = ShardLoader(
-            cfg.shards,
-            "train",
+        self.loader = MixtureLoader(
+            self.data,
             cfg.batch_size,
-            cfg.seq_len,
             cfg.seed,
             info.rank,
             info.world_size,
+            cfg.grad_accum,
             with_doc_ids=cfg.doc_mask,
         )
 
@@ -303,7 +313,7 @@ class Trainer:
         if cfg.eval_every == 0 or not manifest.split("val"):
             return False
         if cfg.batch_source == "conversations":
-            return conversations.has_conversations(cfg.shards, "val")
+            return conversations.has_conversations(manifest.root, "val")
         try:
             windows = ShardReader(manifest, "val", cfg.seq_len).num_windows
         except InputError:
@@ -315,7 +325,7 @@ class Trainer:
                 "the val split of %s has %d windows of %d tokens, fewer than one batch of %d: "
                 "no val_loss is logged; lower --batch-size or build the shards with a larger "
                 "--val-fraction",
-                cfg.shards,
+                manifest.root,
                 windows,
                 cfg.seq_len + 1,
                 cfg.batch_size,
@@ -354,6 +364,8 @@ class Trainer:
             left = self.checkpoints.close(wait)
             self.result.checkpoints = self.checkpoints.written_steps
             self.result.checkpoint_stalls_s = self.checkpoints.stalls
+            if summary := getattr(self.loader, "summary", None):
+                self.result.data = summary()
             self.loader.close()
             if left:
                 self.not_uploaded = self.checkpoints.pending_error(left, wait)
@@ -362,14 +374,16 @@ class Trainer:
 
     # ---- one step --------------------------------------------------------------------------
 
-    def train_step(self, lr: float) -> tuple[float, float | None]:
+    def train_step(self, lr: float) -> tuple[float, float | None, int]:
         """Forward/backward over `grad_accum` micro-batches, clip, step. Returns the loss (mean
-        over ranks) and the gradient norm."""
+        over ranks), the gradient norm and the step's tokens (all ranks)."""
         cfg = self.config
         self.model.train()
         total = torch.zeros((), device=self.device)
+        tokens = 0
         for micro in range(cfg.grad_accum):
             batch = self.loader.next_batch()
+            tokens += batch.inputs.numel() * self.info.world_size
             last = micro == cfg.grad_accum - 1
             with self.sync_context(last), self.autocast():
                 loss = self.forward(
@@ -396,7 +410,7 @@ class Trainer:
         optim.set_lr(self.optimizer, lr)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return mean_loss, grad_norm
+        return mean_loss, grad_norm, tokens
 
     def log_step(
         self, loss: float, lr: float, grad_norm: float | None, speed: dict[str, float]
@@ -409,6 +423,7 @@ class Trainer:
             "tokens": self.progress.tokens,
             "grad_norm": grad_norm,
             **speed,
+            **self.data_metrics(),
         }
         stall = self.checkpoints.pop_stall()
         if stall is not None:
@@ -422,15 +437,20 @@ class Trainer:
         self.result.tokens = self.progress.tokens
         return record
 
-    def report(self, record: dict[str, Any]) -> None:
+    def report(self, record: dict[str, Any], last: bool) -> None:
         """The progress callback, every `log_every` steps and at the last (rank 0)."""
         step, cfg = self.progress.step, self.config
-        if (
-            self.on_step
-            and self.info.is_main
-            and (step % cfg.log_every == 0 or step == cfg.max_steps)
-        ):
+        if self.on_step and self.info.is_main and (step % cfg.log_every == 0 or last):
             self.on_step({**record, "max_steps": cfg.max_steps})
+
+    def data_metrics(self) -> dict[str, Any]:
+        """Tokens per source, epochs and phase, from a loader that reports them."""
+        report = getattr(self.loader, "metrics", None)
+        return report() if report else {}
+
+    def data_finished(self) -> bool:
+        """Whether the loader's data plan has ended (its last phase is over)."""
+        return bool(getattr(self.loader, "finished", False))
 
     def sync_context(self, last_micro_batch: bool) -> contextlib.AbstractContextManager:
         """DDP all-reduces gradients only on the last micro-batch of an accumulation."""
@@ -462,12 +482,13 @@ class Trainer:
 
     def validation_batches(self) -> Iterator[Batch]:
         cfg = self.config
+        root = self.data.primary.root
         if cfg.batch_source == "conversations":
             return conversations.eval_batches(
-                cfg.shards, "val", cfg.batch_size, cfg.seq_len, cfg.eval_batches
+                root, "val", cfg.batch_size, cfg.seq_len, cfg.eval_batches
             )
         return eval_batches(
-            cfg.shards,
+            root,
             "val",
             cfg.batch_size,
             cfg.seq_len,

@@ -85,13 +85,13 @@ def check(
         _check_same_run(config, recorded, manager.output, has_checkpoints=bool(steps))
     if config.init_from:  # the base must know the data's tokens
         warm_start.check_base(
-            warm_start.find_base(config.init_from), manifest.tokenizer_sha256, config.shards
+            warm_start.find_base(config.init_from), manifest.tokenizer_sha256, manifest.root
         )
-    tokenizer_uri = resolve_tokenizer(config)
+    tokenizer_uri = resolve_tokenizer(config, manifest.root)
     tokenizer = None
     if tokenizer_uri:
         tokenizer = check_tokenizer(
-            tokenizer_uri, manifest.vocab_size, manifest.tokenizer_sha256, config.shards
+            tokenizer_uri, manifest.vocab_size, manifest.tokenizer_sha256, manifest.root
         )
     resume_step = max(steps) if steps and not discard else None
     if resume_step is not None:
@@ -168,7 +168,7 @@ def check_checkpoint(
     if recorded and recorded != tokenizer_sha256:
         raise ConfigError(
             f"checkpoint step {number} in {config.output} was trained with tokenizer "
-            f"{recorded[:12]}…, but the shards {config.shards} were built with tokenizer "
+            f"{recorded[:12]}…, but the shards {config.data_name} were built with tokenizer "
             f"{tokenizer_sha256[:12]}…; train on shards of the run's tokenizer, or use "
             "another --output"
         )
@@ -177,9 +177,10 @@ def check_checkpoint(
 # ---- tokenizer ------------------------------------------------------------------------------
 
 
-def resolve_tokenizer(config: TrainConfig) -> str | None:
-    """The tokenizer URI: --tokenizer, else the one beside the shards, else the one the shards'
-    build report names; None when none can be found (generate/export then need one)."""
+def resolve_tokenizer(config: TrainConfig, shards_uri: str) -> str | None:
+    """The tokenizer URI: --tokenizer, else the one beside the shards (the first shard set of a
+    mixture: all share one tokenizer), else the one their build report names; None when none
+    can be found (generate/export then need one)."""
     if config.tokenizer:
         uri = TokenizerLayout.file_uri(config.tokenizer)
         if not storage.exists(uri):
@@ -188,16 +189,16 @@ def resolve_tokenizer(config: TrainConfig) -> str | None:
                 "were built with (--tokenizer)"
             )
         return uri
-    beside = TokenizerLayout.at(config.shards).tokenizer
+    beside = TokenizerLayout.at(shards_uri).tokenizer
     if storage.exists(beside):
         return beside
-    report_uri = ShardsLayout.at(config.shards).build_report
+    report_uri = ShardsLayout.at(shards_uri).build_report
     if storage.exists(report_uri):
         recorded = json.loads(storage.read_text(report_uri)).get("tokenizer")
         if recorded and storage.exists(TokenizerLayout.file_uri(recorded)):
             return TokenizerLayout.file_uri(recorded)
     log.warning(
-        "no tokenizer found for %s: pass --tokenizer so that generate/export work", config.shards
+        "no tokenizer found for %s: pass --tokenizer so that generate/export work", shards_uri
     )
     return None
 

@@ -62,13 +62,16 @@ def build_tokenizer(path: Path) -> None:
     tokenizer.save(str(path))
 
 
-def write_shards(root: Path, tokenizer_path: Path, docs_per_shard: int = 30) -> None:
-    """Encode the documents; ~10% go to val; shards as ARCHITECTURE.md fixes them."""
+def write_shards(
+    root: Path, tokenizer_path: Path, docs_per_shard: int = 30, texts: list[str] | None = None
+) -> None:
+    """Encode the documents (default: every pydoc topic); ~10% go to val; shards as ARCHITECTURE.md
+    fixes them."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
     eos = tokenizer.token_to_id("<|endoftext|>")
-    texts = _texts()
+    texts = _texts() if texts is None else texts
     splits = {
         "train": [t for i, t in enumerate(texts) if i % 10],
         "val": [t for i, t in enumerate(texts) if i % 10 == 0],
@@ -115,6 +118,25 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> str:
     build_tokenizer(root / "tokenizer.json")
     write_shards(root, root / "tokenizer.json")
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def mixture_sets(shards: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Three shard sets of different text, sharing the `shards` tokenizer: "even" and "odd"
+    pydoc topics, and "code" (standard-library modules); no window occurs in two of them."""
+    from tests.shards.corpus_factory import stdlib_sources
+
+    root = tmp_path_factory.mktemp("mixture")
+    topics = _texts()
+    texts = {
+        "even": topics[0::2],
+        "odd": topics[1::2],
+        "code": [text for _, text in stdlib_sources(160_000)],
+    }
+    tokenizer = Path(shards, "tokenizer.json")
+    for name, docs in texts.items():
+        write_shards(root / name, tokenizer, texts=docs)
+    return {name: str(root / name) for name in texts}
 
 
 @pytest.fixture(autouse=True)

@@ -14,16 +14,14 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from smelt.cli import api
-from smelt.deployments.deploy import (
-    PROJECT_DIR,
-    PrefectServer,
-    deploy_all,
-    ensure_work_pools,
-)
+
+if TYPE_CHECKING:
+    from smelt.deployments.deploy import PrefectServer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,6 +55,10 @@ def _already_serving(api_url: str) -> bool:
 
 
 def run_server(args: argparse.Namespace) -> int:
+    # imported here: Prefect reads its settings when imported, and other commands must be able
+    # to choose their API first (smelt.cli.api)
+    from smelt.deployments.deploy import PROJECT_DIR, PrefectServer
+
     _stop_on_signals()
     home = Path(args.home or os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
     project_dir = Path(args.project_dir).resolve() if args.project_dir else PROJECT_DIR
@@ -102,6 +104,8 @@ def _stop_on_signals() -> None:
 
 
 def _register(server: PrefectServer, project_dir: Path, deploy: bool) -> None:
+    from smelt.deployments.deploy import deploy_all, ensure_work_pools
+
     env = server.env()
     created = ensure_work_pools(server.api_url)
     print(

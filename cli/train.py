@@ -37,8 +37,12 @@ def run_train(args: argparse.Namespace) -> int:
             "output": result.output,
         }
     else:
+        from smelt.cli import api
+
+        api.prepare()  # before Prefect is imported (see smelt.cli.api)
         from smelt.flows.train import train_flow
 
+        api.ready()
         with _progress(config, enabled=not args.no_progress) as on_step:
             summary = train_flow(config=config, on_step=on_step)
     _print_summary(summary)

@@ -156,8 +156,10 @@ class LocalExecutor:
         closer.start()
         closer.join(0.5)
         stop_processes(workers, STOP_GRACE_S)
-        _stop_forkserver()  # frees a thread still waiting for it; the next pool starts another
-        closer.join(STOP_GRACE_S)
+        closer.join(0.5)
+        if closer.is_alive():  # still waiting on the forkserver: stop it, the next pool
+            _stop_forkserver()  # starts another one
+            closer.join(STOP_GRACE_S)
 
     def __enter__(self) -> LocalExecutor:
         return self

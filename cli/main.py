@@ -52,7 +52,9 @@ def _quiet_children() -> None:
     """multiprocessing's resource tracker (a child process) warns about the semaphores of a
     worker pool that was stopped, after the stop line; it cleans them up all the same. It takes
     its warning filters from this process's `-W` options, read when it starts."""
-    sys.warnoptions.append("ignore::UserWarning:multiprocessing.resource_tracker")
+    option = "ignore::UserWarning:multiprocessing.resource_tracker"
+    if option not in sys.warnoptions:
+        sys.warnoptions.append(option)
 
 
 def _quiet_prefect(debug: bool) -> None:

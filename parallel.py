@@ -17,9 +17,9 @@ Stopping: workers ignore Ctrl-C (the terminal sends it to the whole process grou
 decides). When the parent unwinds (Ctrl-C, SIGTERM, an error), `close(cancel=True)` drops the
 queued items and sends SIGTERM to every worker: an item in progress ends with `WorkerStopped`
 (raised as a `BaseException` inside the item first, so its `finally` blocks remove temporary
-files and no `except Exception` in domain code mistakes it for a bad input), an idle worker
-just exits; a worker stuck in a long C call is killed after `STOP_GRACE_S`. No worker outlives
-the executor.
+files and no `except Exception` in domain code mistakes it for a bad input), then the worker
+exits; a worker stuck in a long C call is killed after `STOP_GRACE_S`. No worker outlives the
+executor, nor the job's process, even when that is killed.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ class LocalExecutor:
         self.preload = tuple(preload)
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
+        self._starting = threading.Lock()
 
     def map(self, fn: Callable[..., R], *iterables: Iterable[Any], name: str = "") -> list[R]:
         argument_lists = list(zip(*iterables, strict=True))
@@ -118,22 +119,32 @@ class LocalExecutor:
         return self._started().submit(_run_item, fn, *args)
 
     def _started(self) -> ProcessPoolExecutor:
-        if self._closed:
-            raise WorkerStopped("the worker pool is closed (the job is stopping)")
-        if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            if self.preload:
-                context.set_forkserver_preload(list(self.preload))
-            _start_forkserver()
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=context,
-                initializer=_worker_setup,
-                initargs=(os.getpid(),),
-            )
-            _OPEN.add(self)
-            log.debug("started %d worker processes (preloaded %s)", self.workers, self.preload)
-        return self._pool
+        """The pool, with all its workers, started by the first caller while the others wait
+        (so no later call forks a worker, or restarts a stopped forkserver, behind `close`)."""
+        with self._starting:
+            if self._closed:
+                raise WorkerStopped("the worker pool is closed (the job is stopping)")
+            if self._pool is None:
+                context = multiprocessing.get_context("forkserver")
+                if self.preload:
+                    context.set_forkserver_preload(list(self.preload))
+                _start_forkserver()
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=context,
+                    initializer=_worker_setup,
+                    initargs=(os.getpid(),),
+                )
+                _OPEN.add(self)
+                try:  # each submit forks a worker while none is idle: all of them, here
+                    for _ in range(self.workers):
+                        self._pool.submit(os.getpid)
+                except Exception as exc:  # the forkserver was stopped by `close`
+                    raise WorkerStopped(
+                        f"the worker pool was closed while starting: {exc}"
+                    ) from exc
+                log.debug("started %d workers (preloaded %s)", self.workers, self.preload)
+            return self._pool
 
     def close(self, cancel: bool = False) -> None:
         """Stop the workers: after the running items finish, or, with `cancel`, at once
@@ -172,9 +183,11 @@ _OPEN: weakref.WeakSet[LocalExecutor] = weakref.WeakSet()
 
 
 def stop_all() -> None:
-    """Stop the workers of every open pool of this process at once (a process about to exit)."""
+    """Stop the workers of every open pool of this process, and the forkserver, at once (a
+    process about to exit)."""
     for executor in list(_OPEN):
         executor.close(cancel=True)
+    _stop_forkserver()
 
 
 def stop_processes(processes: Sequence[Any], grace: float) -> None:
@@ -196,8 +209,9 @@ def _start_forkserver() -> None:
     """Start the forkserver, when not running, with Ctrl-C blocked: it and every worker it
     forks inherit that, so a Ctrl-C at the terminal reaches only the parent, even while the
     forkserver is still importing the preloaded modules (a traceback per process otherwise)."""
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver, resource_tracker
 
+    resource_tracker.ensure_running()  # first: starting it unblocks SIGINT in this thread
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         forkserver.ensure_running()
@@ -240,6 +254,8 @@ def _stop_when_gone(pid: int) -> None:
     else:  # pragma: no cover - kernels without pidfd
         while _alive(pid):
             time.sleep(1.0)
+    if not _busy:  # no one is left to tell this worker to exit
+        os._exit(0)
     os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -254,9 +270,11 @@ def _alive(pid: int) -> bool:
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    if _busy:  # a BaseException: `except Exception` in the item cannot swallow it
+    """Stop the item in progress: a `BaseException`, which no `except Exception` in the item
+    swallows. An idle worker carries on: the pool's closing tells it to exit (an abrupt exit
+    would fail the other workers' items with `BrokenProcessPool`)."""
+    if _busy:
         raise KeyboardInterrupt
-    os._exit(0)  # idle: nothing to clean up
 
 
 def _run_item(fn: Callable[..., R], *args: Any) -> R:

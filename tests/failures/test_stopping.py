@@ -63,6 +63,22 @@ def descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+@pytest.fixture
+def commands():
+    """Started commands; any still running at the end of a test is killed with its group."""
+    started: list[subprocess.Popen] = []
+
+    def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        started.append(start_smelt(args, env))
+        return started[-1]
+
+    yield start
+    for command in started:
+        if command.poll() is None:
+            os.killpg(command.pid, signal.SIGKILL)
+            command.communicate()
+
+
 def stop_and_collect(command: subprocess.Popen, signum: int, group: bool) -> tuple[int, str]:
     """Signal the command (its process group, or itself), wait; (exit status, stderr)."""
     if group:
@@ -168,31 +184,31 @@ def test_workers_end_with_their_job_even_when_it_is_killed(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_to_the_process_group_stops_a_corpus_build(tmp_path):
+def test_ctrl_c_to_the_process_group_stops_a_corpus_build(commands, tmp_path):
     """The report: SIGINT to the group left `corpus build` running after 300 s. This runs as a
     user does, with the command's own Prefect server (no PREFECT_API_URL)."""
     raw, out = stuck_inputs(tmp_path), tmp_path / "corpus"
     env = {"PREFECT_API_URL": ""}
-    command = start_smelt(["corpus", "build", "--input", raw, "--output", str(out)], env)
+    command = commands(["corpus", "build", "--input", raw, "--output", str(out)], env)
     session = command.pid
     wait_until(lambda: blocked_on_fifo(session_processes(session)), "a worker on the FIFO")
     servers = [p for p in descendants(command.pid) if "uvicorn" in " ".join(p.cmdline())]
     assert len(servers) == 1  # one Prefect server per command, not one per worker
     code, stderr = stop_and_collect(command, signal.SIGINT, group=True)
     assert_stopped(code, stderr, signal.SIGINT, "0 of 1 partitions", str(out))
-    assert session_processes(session) == []
+    wait_until(lambda: session_processes(session) == [], "every process to end", 20)
     wait_until(lambda: not servers[0].is_running(), "the Prefect server to stop", 30)
     assert not (out / "stats.json").exists() and not (out / "_work" / "final").exists()
 
 
 @pytest.mark.slow
-def test_sigterm_stops_a_corpus_build(tmp_path, prefect_api):
+def test_sigterm_stops_a_corpus_build(commands, tmp_path, prefect_api):
     raw, out = stuck_inputs(tmp_path), tmp_path / "corpus"
-    command = start_smelt(["corpus", "build", "--input", raw, "--output", str(out)], prefect_api)
+    command = commands(["corpus", "build", "--input", raw, "--output", str(out)], prefect_api)
     wait_until(lambda: blocked_on_fifo(session_processes(command.pid)), "a worker on the FIFO")
     code, stderr = stop_and_collect(command, signal.SIGTERM, group=False)
     assert_stopped(code, stderr, signal.SIGTERM, "0 of 1 partitions")
-    assert session_processes(command.pid) == []
+    wait_until(lambda: session_processes(command.pid) == [], "every process to end", 20)
     assert not (out / "_work" / "final").exists()
 
 
@@ -207,7 +223,7 @@ def _stuck_corpus(root) -> str:
 
 
 @pytest.mark.slow
-def test_ctrl_c_to_the_process_group_stops_a_shards_build(tmp_path, prefect_api):
+def test_ctrl_c_to_the_process_group_stops_a_shards_build(commands, tmp_path, prefect_api):
     corpus = _stuck_corpus(tmp_path)
     tokenizer = str(tmp_path / "tok")
     from smelt.prep.tokenizer import train_tokenizer
@@ -216,35 +232,35 @@ def test_ctrl_c_to_the_process_group_stops_a_shards_build(tmp_path, prefect_api)
     train_tokenizer(str(tmp_path / "whole"), tokenizer, vocab_size=300)
     out = tmp_path / "shards"
     args = ["shards", "build", "--corpus", corpus, "--tokenizer", tokenizer, "--output", str(out)]
-    command = start_smelt(args, prefect_api)
+    command = commands(args, prefect_api)
     wait_until(lambda: blocked_on_fifo(session_processes(command.pid)), "a worker on the FIFO")
     code, stderr = stop_and_collect(command, signal.SIGINT, group=True)
     assert_stopped(code, stderr, signal.SIGINT, "of 2 partitions tokenized")
-    assert session_processes(command.pid) == []
+    wait_until(lambda: session_processes(command.pid) == [], "every process to end", 20)
     assert not (out / "manifest.json").exists()
 
 
 @pytest.mark.slow
-def test_ctrl_c_to_the_process_group_stops_tokenizer_training(tmp_path, prefect_api):
+def test_ctrl_c_to_the_process_group_stops_tokenizer_training(commands, tmp_path, prefect_api):
     """Training reads the corpus in a thread that no signal reaches: the command still ends
     within seconds (the watchdog), and no tokenizer is left marked current."""
     corpus, out = _stuck_corpus(tmp_path), tmp_path / "tok"
-    command = start_smelt(
+    command = commands(
         ["tokenizer", "train", "--corpus", corpus, "--output", str(out)], prefect_api
     )
     wait_until(lambda: blocked_on_fifo(session_processes(command.pid)), "training on the FIFO")
     code, stderr = stop_and_collect(command, signal.SIGINT, group=True)
     assert_stopped(code, stderr, signal.SIGINT, "no tokenizer was finished")
-    assert session_processes(command.pid) == []
+    wait_until(lambda: session_processes(command.pid) == [], "every process to end", 20)
     assert not (out / "report.json").exists()
 
 
 @pytest.mark.slow
-def test_ctrl_c_to_the_process_group_stops_the_demo(tmp_path, prefect_api):
+def test_ctrl_c_to_the_process_group_stops_the_demo(commands, tmp_path, prefect_api):
     work = tmp_path / "demo"
     args = ["demo", "--workdir", str(work), "--max-docs", "200", "--train-steps", "2"]
-    command = start_smelt(args, prefect_api)
+    command = commands(args, prefect_api)
     wait_until(lambda: (work / "corpus" / "_work" / "plan.json").exists(), "the corpus step")
     code, stderr = stop_and_collect(command, signal.SIGINT, group=True)
     assert_stopped(code, stderr, signal.SIGINT, str(work / "corpus"))
-    assert session_processes(command.pid) == []
+    wait_until(lambda: session_processes(command.pid) == [], "every process to end", 20)

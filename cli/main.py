@@ -9,6 +9,7 @@ seconds with one line saying what was kept (`smelt.cli.stopping`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="smelt", description=__doc__.splitlines()[0], formatter_class=formatter
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.set_defaults(own_signals=False)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"smelt.cli.{name}")
@@ -113,8 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_children()
     _log_to_terminal(debug)
     try:
-        with stopping.installed():
-            return run(argv)
+        args = build_parser().parse_args(argv)
+        # a command that stops on a signal by design (`smelt server`) handles its own
+        with contextlib.nullcontext() if args.own_signals else stopping.installed():
+            return int(args.handler(args) or 0)
     except (SmeltError, OSError) as exc:
         message = str(exc) if isinstance(exc, SmeltError) else _environment_error(exc)
         if debug or message is None:

@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="start the server and pools only; skip `prefect deploy --all`",
     )
-    server.set_defaults(handler=run_server)
+    server.set_defaults(handler=run_server, own_signals=True)
 
 
 def _already_serving(api_url: str) -> bool:

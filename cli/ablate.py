@@ -28,13 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--force", action="store_true", help="rebuild corpora, tokenizer and shards"
     )
     add_runner_arguments(ablate)
-    ablate.set_defaults(handler=run_ablate, runs_flows=True)
+    ablate.set_defaults(handler=run_ablate)
 
 
 def run_ablate(args: argparse.Namespace) -> int:
+    from smelt.cli import api
     from smelt.evaluation.ablation import load_ablation, parse_ablation
     from smelt.evaluation.evaluator import EvalInputs
-    from smelt.flows.ablation import data_ablation
 
     config = load_ablation(args.config)
     if args.seeds is not None:
@@ -43,6 +43,10 @@ def run_ablate(args: argparse.Namespace) -> int:
         config = parse_ablation(data, args.config)
     # the task and text files are read now: a bad row must not wait for hours of training
     EvalInputs.load(config.eval.tasks, config.eval.texts, config.eval.limit)
+    api.prepare()  # before Prefect is imported (see smelt.cli.api)
+    from smelt.flows.ablation import data_ablation
+
+    api.ready()
     console = Console()
     report = data_ablation(
         config=config,

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--sft-steps", type=int, default=None, help="fine-tuning steps (default: --train-steps / 3)"
     )
-    demo.set_defaults(handler=run_demo, runs_flows=True)
+    demo.set_defaults(handler=run_demo)
 
 
 @dataclass
@@ -94,9 +94,14 @@ def step_sample(ctx: DemoContext) -> None:
     """Write a sample of real documents found on this machine under WORKDIR/raw."""
     from smelt.corpus.sample import build_sample
 
-    if ctx.raw_dir.exists():
-        shutil.rmtree(ctx.raw_dir)
-    summary = build_sample(str(ctx.raw_dir), ctx.args.max_docs)
+    staging = ctx.workdir / ".raw-new"
+    shutil.rmtree(staging, ignore_errors=True)
+    summary = build_sample(str(staging), ctx.args.max_docs)
+    if same_files(staging, ctx.raw_dir):  # keep the files and their times: the corpus resumes
+        shutil.rmtree(staging)
+    else:
+        shutil.rmtree(ctx.raw_dir, ignore_errors=True)
+        staging.rename(ctx.raw_dir)
     table = Table(title=f"sample: {summary.total:,} documents", header_style="bold")
     table.add_column("kind")
     table.add_column("documents", justify="right")
@@ -105,6 +110,18 @@ def step_sample(ctx: DemoContext) -> None:
     ctx.console.print(table)
     ctx.results["sample"] = summary
     ctx.outputs["raw input"] = str(ctx.raw_dir)
+
+
+def same_files(a: Path, b: Path) -> bool:
+    """Whether two directory trees hold the same files with the same bytes."""
+    import filecmp
+
+    if not b.is_dir():
+        return False
+    names = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    if names != sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()):
+        return False
+    return all(filecmp.cmp(a / name, b / name, shallow=False) for name in names)
 
 
 def step_corpus(ctx: DemoContext) -> None:
@@ -131,12 +148,14 @@ def step_corpus(ctx: DemoContext) -> None:
 
 
 def run_command(ctx: DemoContext, *argv: str) -> None:
-    """Run one `smelt` command exactly as a user would type it, echoing it first."""
-    from smelt.cli.main import main
+    """Run one `smelt` command exactly as a user would type it, echoing it first.
+
+    Errors and Ctrl-C propagate to the demo's own command line (one `error:` or stop line)."""
+    from smelt.cli.main import run
     from smelt.errors import SmeltError
 
     ctx.console.print(f"[bold cyan]$ smelt {' '.join(argv)}[/]")
-    code = main(list(argv))
+    code = run(list(argv))
     if code != 0:
         raise SmeltError(f"demo step `smelt {argv[0]}` failed with exit code {code}")
 
@@ -356,14 +375,25 @@ STEPS: list[tuple[str, Callable[[DemoContext], None]]] = [
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from smelt.cli import api, stopping
+
+    api.prepare()  # one Prefect server for every step, started while the sample is written
     console = Console()
     ctx = DemoContext(args=args, console=console, workdir=Path(args.workdir).resolve())
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    finished: list[str] = []
     for name, step in STEPS:
         console.rule(f"[bold]{name}")
         step_started = time.monotonic()
+        stopping.report_progress(
+            lambda name=name: (
+                f"demo stopped in step {name} (finished: "
+                f"{', '.join(finished) or 'none'}); `smelt demo` again keeps the corpus built so far"
+            )
+        )
         step(ctx)
+        finished.append(name)
         console.print(f"[dim]{name}: {time.monotonic() - step_started:.1f} s[/]")
     table = Table(
         title=f"smelt demo: done in {time.monotonic() - started:.0f} s", header_style="bold"

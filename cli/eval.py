@@ -63,12 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--val-shards", metavar="URI", help="default: the shards the run trained on")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
-    ev.set_defaults(handler=run_eval, runs_flows=True)
+    ev.set_defaults(handler=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from smelt.cli import api
     from smelt.evaluation.evaluator import EvalInputs, EvalSettings
-    from smelt.flows.evaluate import evaluate
     from smelt.training.config import parse_named
     from smelt.training.manager import locate
 
@@ -86,6 +86,10 @@ def run_eval(args: argparse.Namespace) -> int:
     # bad files and a missing checkpoint surface here, before Prefect starts, in one line
     EvalInputs.load(tasks, texts, settings.limit)
     locate(args.checkpoint)
+    api.prepare()  # before Prefect is imported (see smelt.cli.api)
+    from smelt.flows.evaluate import evaluate
+
+    api.ready()
     console = Console()
     with progress_bars(console, enabled=not args.no_progress) as progress:
         result = evaluate(

@@ -63,16 +63,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="tokens per shard",
     )
     add_runner_arguments(nightly)
-    nightly.set_defaults(handler=run_nightly, runs_flows=True)
+    nightly.set_defaults(handler=run_nightly)
 
 
 def run_nightly(args: argparse.Namespace) -> int:
+    from smelt.cli import api
     from smelt.corpus.config import resolve_config
     from smelt.prep.tokenizer_files import load_tokenizer
 
     resolve_config(args.config, {})
     load_tokenizer(args.tokenizer)
+    api.prepare()  # before Prefect is imported (see smelt.cli.api)
     from smelt.flows.nightly import NightlyParams, nightly_build
+
+    api.ready()
 
     params = NightlyParams(
         inputs=args.input,

@@ -16,7 +16,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -24,6 +24,8 @@ from smelt.cli import api
 
 WORKER_POOL = "process"
 WORKER_NAME = "smelt-server"
+if TYPE_CHECKING:
+    from smelt.deployments.deploy import PrefectServer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start no worker of the `process` pool (runs of its deployments then wait for "
         "one: `prefect worker start --pool process`)",
     )
-    server.set_defaults(handler=run_server)
+    server.set_defaults(handler=run_server, own_signals=True)
 
 
 def _already_serving(api_url: str) -> bool:
@@ -63,6 +65,8 @@ def _already_serving(api_url: str) -> bool:
 
 
 def run_server(args: argparse.Namespace) -> int:
+    # imported here: Prefect reads its settings when imported, and other commands must be able
+    # to choose their API first (smelt.cli.api)
     from smelt.deployments.deploy import PROJECT_DIR, PrefectServer
 
     _stop_on_signals()
@@ -116,7 +120,7 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _register(server: Any, project_dir: Path, deploy: bool) -> None:
+def _register(server: PrefectServer, project_dir: Path, deploy: bool) -> None:
     from smelt.deployments.deploy import deploy_all, ensure_work_pools
 
     env = server.env()

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     SFTConfig.add_arguments(sft)
     sft.add_argument("--no-progress", action="store_true", help="no progress bar (default: off)")
-    sft.set_defaults(handler=run_sft, runs_flows=True)
+    sft.set_defaults(handler=run_sft)
 
 
 def run_sft(args: argparse.Namespace) -> int:
@@ -45,8 +45,12 @@ def run_sft(args: argparse.Namespace) -> int:
             "data": data,
         }
     else:
+        from smelt.cli import api
+
+        api.prepare()  # before Prefect is imported (see smelt.cli.api)
         from smelt.flows.sft import sft_flow
 
+        api.ready()
         steps = config.train_config().max_steps
         with TrainProgress(steps, enabled=not args.no_progress, label="sft") as on_step:
             summary = sft_flow(config=config, on_step=on_step)

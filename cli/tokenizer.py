@@ -43,14 +43,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train again even when OUTPUT holds a tokenizer current for this corpus and "
         "these settings (default: keep it)",
     )
-    train.set_defaults(handler=run_train, runs_flows=True)
+    train.set_defaults(handler=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from smelt.flows.tokenizer_train import tokenizer_train
+    from smelt.cli import api, stopping
     from smelt.prep.tokenizer import TokenizerReport, check_request
 
-    check_request(args.corpus, args.vocab_size, args.sample_bytes)  # one line before Prefect
+    # one line before Prefect starts, for a bad setting, corpus or output
+    check_request(args.corpus, args.vocab_size, args.sample_bytes, output_uri=args.output)
+    api.prepare()
+    stopping.report_progress(
+        lambda: (
+            f"no tokenizer was finished (training is one step); {args.output} holds no "
+            "report.json for these settings"
+        )
+    )
+    from smelt.flows.tokenizer_train import tokenizer_train
+
+    api.ready()
     summary = tokenizer_train(
         corpus=args.corpus,
         output=args.output,

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     TrainConfig.add_arguments(train)
     train.add_argument("--no-progress", action="store_true", help="no progress bar (default: off)")
-    train.set_defaults(handler=run_train, runs_flows=True)
+    train.set_defaults(handler=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -47,8 +47,12 @@ def run_train(args: argparse.Namespace) -> int:
             "data_finished": result.data.get("finished", False),
         }
     else:
+        from smelt.cli import api
+
+        api.prepare()  # before Prefect is imported (see smelt.cli.api)
         from smelt.flows.train import train_flow
 
+        api.ready()
         with TrainProgress(config.max_steps, enabled=not args.no_progress) as on_step:
             summary = train_flow(config=config, on_step=on_step)
     print_summary(summary)

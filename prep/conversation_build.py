@@ -45,14 +45,14 @@ from smelt.prep.conversation_shards import (
     write_record,
 )
 from smelt.prep.corpus_input import id_fraction
+from smelt.prep.defaults import CONVERSATION_VAL_FRACTION, LONG_POLICIES  # noqa: F401 - re-exported
 from smelt.prep.shard_format import SPLITS, Manifest
 from smelt.prep.specials import EOS, PAD
 from smelt.storage.stage import fingerprint
 
 log = logging.getLogger(__name__)
 
-LONG_POLICIES = ("truncate", "drop")
-DEFAULT_VAL_FRACTION = 0.05
+DEFAULT_VAL_FRACTION = CONVERSATION_VAL_FRACTION
 EXAMPLES_PER_REASON = 3
 
 

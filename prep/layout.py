@@ -79,6 +79,7 @@ class ShardsLayout:
     BUILD_REPORT = "build_report.json"
     SPLITS = ("train", "val")
     TOKENS, OFFSETS = ".bin", ".idx"  # a shard's token ids, its documents' end offsets
+    MARKER = ".done"
 
     @classmethod
     def at(cls, uri: str) -> ShardsLayout:
@@ -122,16 +123,26 @@ class ShardsLayout:
     def work_dir(self) -> str:
         return join(self.root, "_work")
 
+    @property
+    def parts_dir(self) -> str:
+        """Tokenized partitions and their markers."""
+        return join(self.work_dir, "parts")
+
+    @property
+    def shard_markers_dir(self) -> str:
+        """One marker per packed shard."""
+        return join(self.work_dir, "shards")
+
     def part_tokens(self, index: int, split: str) -> str:
         """Token ids of partition `index` in one split: `_work/parts/part-NNNNN.{split}.bin`."""
-        return join(self.work_dir, "parts", f"{part_name(index)}.{split}{self.TOKENS}")
+        return join(self.parts_dir, f"{part_name(index)}.{split}{self.TOKENS}")
 
     def part_offsets(self, index: int, split: str) -> str:
         """Document end offsets of the same: `_work/parts/part-NNNNN.{split}.idx`."""
-        return join(self.work_dir, "parts", f"{part_name(index)}.{split}{self.OFFSETS}")
+        return join(self.parts_dir, f"{part_name(index)}.{split}{self.OFFSETS}")
 
     def part_marker(self, index: int) -> str:
-        return join(self.work_dir, "parts", f"{part_name(index)}.done")
+        return join(self.parts_dir, f"{part_name(index)}{self.MARKER}")
 
     def shard_marker(self, split: str, number: int) -> str:
-        return join(self.work_dir, "shards", f"{split}_{number:05d}.done")
+        return join(self.shard_markers_dir, f"{split}_{number:05d}{self.MARKER}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smelt import storage
-from smelt.errors import ConfigError
+from smelt.errors import ConfigError, InputError
 from smelt.prep.corpus_input import FinishedCorpus, open_corpus
 from smelt.prep.defaults import (  # noqa: F401 - re-exported
     DEFAULT_SHARD_TOKENS,
@@ -25,6 +25,7 @@ from smelt.prep.layout import ShardsLayout, TokenizerLayout
 from smelt.prep.shard_format import FORMAT
 from smelt.prep.specials import EOS
 from smelt.prep.tokenizer_files import load_tokenizer
+from smelt.storage.preflight import check_bucket
 from smelt.storage.stage import fingerprint
 
 
@@ -79,8 +80,14 @@ def plan_build(
     if shard_tokens < 1:
         raise ConfigError(f"--shard-tokens {shard_tokens} must be positive")
     corpus = open_corpus(corpus_uri)
+    if storage.is_s3(tokenizer_uri):  # fail fast on a bucket, endpoint or credentials
+        check_bucket(tokenizer_uri)
     tokenizer = load_tokenizer(tokenizer_uri)
     tokenizer_file = TokenizerLayout.file_uri(storage.normalize(tokenizer_uri))
+    if output_uri:  # a plan for a fingerprint alone has no output
+        check_output(
+            storage.normalize(output_uri), corpus.root, TokenizerLayout.at(tokenizer_file).root
+        )
     return BuildPlan(
         corpus=corpus,
         tokenizer_uri=tokenizer_file,
@@ -91,3 +98,14 @@ def plan_build(
         vocab_size=tokenizer.get_vocab_size(with_added_tokens=True),
         eos_id=tokenizer.token_to_id(EOS),
     )
+
+
+def check_output(output_uri: str, corpus_root: str, tokenizer_root: str) -> None:
+    """Refuse an output that would mix shards into the corpus or the tokenizer, or that this
+    process cannot write, before anything is written."""
+    for label, root in (("corpus", corpus_root), ("tokenizer", tokenizer_root)):
+        if output_uri == root or output_uri.startswith(root.rstrip("/") + "/"):
+            raise InputError(
+                f"--output {output_uri} is inside the {label} {root}; choose another directory"
+            )
+    storage.require_writable(output_uri)

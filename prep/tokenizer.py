@@ -18,6 +18,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from smelt import storage
 from smelt.errors import ConfigError, InputError
 from smelt.prep.corpus_input import FinishedCorpus, open_corpus
 from smelt.prep.defaults import (  # noqa: F401 - re-exported
@@ -121,9 +122,13 @@ def check_request(
     sample_bytes: int = DEFAULT_SAMPLE_BYTES,
     heldout_fraction: float = DEFAULT_HELDOUT_FRACTION,
     heldout_max_bytes: int = DEFAULT_HELDOUT_MAX_BYTES,
+    output_uri: str | None = None,
 ) -> TrainRequest:
-    """Refuse a bad setting or an unfinished corpus before any work; the checked request."""
+    """Refuse a bad setting, an unfinished corpus or an unwritable `output_uri` before any
+    work; the checked request."""
     corpus = open_corpus(corpus_uri)
+    if output_uri is not None:
+        storage.require_writable(TokenizerLayout.at(output_uri).root)
     request = TrainRequest(corpus, vocab_size, sample_bytes, heldout_fraction, heldout_max_bytes)
     low = 256 + len(request.special_tokens)
     if not low <= vocab_size <= MAX_VOCAB_SIZE:
@@ -171,7 +176,7 @@ def train_tokenizer(
     with `skipped`), unless `force`.
     """
     request = check_request(
-        corpus_uri, vocab_size, sample_bytes, heldout_fraction, heldout_max_bytes
+        corpus_uri, vocab_size, sample_bytes, heldout_fraction, heldout_max_bytes, output_uri
     )
     marker = Marker(TokenizerLayout.at(output_uri).report, request.fingerprint)
     if force:

@@ -18,14 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from smelt.chat import FORMS
 from smelt.errors import ConfigError
-from smelt.prep.conversation_build import DEFAULT_VAL_FRACTION, LONG_POLICIES
-from smelt.training.checkpoint import RunLayout
+from smelt.prep.defaults import CONVERSATION_VAL_FRACTION as DEFAULT_VAL_FRACTION
+from smelt.prep.defaults import LONG_POLICIES
 from smelt.training.config import TrainConfig
 
 # TrainConfig fields that fine-tuning decides: never flags of `smelt sft`, never in `training`
 SET_BY_SFT = frozenset(
     {"shards", "output", "tokenizer", "init_from", "batch_source", "preset", "model_overrides"}
     | {"doc_mask"}  # conversations are always document-masked
+    | {"data", "on_exhausted"}  # one conversation set, not a pretraining mixture
 )
 TRAINING_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig)) - SET_BY_SFT
 
@@ -78,6 +79,8 @@ class SFTConfig(BaseModel):
     @property
     def data_uri(self) -> str:
         """Where the conversations are tokenized: beside the run's checkpoints."""
+        from smelt.training.checkpoint import RunLayout
+
         return RunLayout(self.output).sft_data
 
     def train_config(self) -> TrainConfig:

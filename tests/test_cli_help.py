@@ -51,3 +51,18 @@ def test_an_unknown_flag_value_is_refused_by_the_parser() -> None:
         build_parser().parse_args(["corpus", "build", "--input", "x", "--output", "y",
                                    "--workers", "0"])  # fmt: skip
     assert stop.value.code == 2
+
+
+def test_reading_the_command_line_imports_neither_prefect_nor_torch() -> None:
+    """Prefect must not be imported before a command chooses its API (smelt.cli.api), and
+    every command pays for what it uses only: `--help` and a typo answer at once."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from smelt.cli.main import build_parser; build_parser(); "
+        "print(sorted(m for m in ('prefect', 'torch', 'trafilatura', 'presidio_analyzer') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

@@ -61,8 +61,9 @@ def task_evaluator(config: TrainConfig) -> TaskEvaluator | None:
     from tokenizers import Tokenizer
 
     from smelt.training.preflight import resolve_tokenizer
+    from smelt.training.sources import open_training_data
 
-    uri = resolve_tokenizer(config)
+    uri = resolve_tokenizer(config, open_training_data(config).primary.root)
     if uri is None:
         raise ConfigError(
             "--eval-task needs the tokenizer the shards were built with; pass --tokenizer"

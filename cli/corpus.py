@@ -49,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="earlier smelt corpus whose documents must not come back (repeatable; a glob "
         "means every finished corpus it matches)",
     )
+    build.add_argument(
+        "--only-new",
+        action="store_true",
+        help="read only input objects that no --dedup-against corpus consumed in this version "
+        "(new or changed; a changed object's old documents are superseded); with none, "
+        "write nothing",
+    )
     add_runner_arguments(build)
     build.add_argument("--no-progress", action="store_true", help="no live progress display")
     build.set_defaults(handler=run_build)
@@ -148,7 +155,7 @@ def stats_table(summary: dict[str, Any], title: str) -> Table:
     table.add_column("documents", justify="right")
     for key in ("input_docs", "kept", "quarantined"):
         table.add_row(key, f"{summary.get(key, 0):,}")
-    for group in ("filtered", "duplicates", "pii"):
+    for group in ("filtered", "duplicates", "pii", "only_new"):
         for reason, count in summary.get(group, {}).items():
             table.add_row(f"{group}: {reason}", f"{count:,}")
     if summary.get("id_collisions"):
@@ -166,6 +173,7 @@ def check_build(
     config_path: str | None,
     overrides: dict[str, Any],
     dedup_against: list[str],
+    only_new: bool = False,
 ) -> Any:
     """The validated config, once the locations and the output's saved plan are checked (the
     flow checks them again): a user error is one line in seconds, before Prefect is imported
@@ -179,6 +187,8 @@ def check_build(
     config = resolve_config(config_path, overrides)
     output = expand_output(output, datetime.now(UTC))
     check_locations(inputs, output, dedup_against)
+    if only_new:  # its plan covers the selected objects only: the flow checks it
+        return config
     check_plan(inputs, output, config, expand_dedup_against(dedup_against, output))
     return config
 
@@ -194,7 +204,7 @@ def build_corpus(params: Any, console: Console, progress: bool = True) -> dict[s
 
     config = check_build(
         params.inputs, params.output, params.config_path, params.config_overrides,
-        params.dedup_against,
+        params.dedup_against, params.only_new,
     )  # fmt: skip
     api.prepare()  # the Prefect server starts while the rest gets ready
     dedup = config.dedup.exact or config.dedup.near
@@ -212,7 +222,7 @@ def build_corpus(params: Any, console: Console, progress: bool = True) -> dict[s
 def run_build(args: argparse.Namespace) -> int:
     from smelt.cli import api
 
-    check_build(args.input, args.output, args.config, {}, args.dedup_against)
+    check_build(args.input, args.output, args.config, {}, args.dedup_against, args.only_new)
     api.prepare()  # before Prefect is imported (see smelt.cli.api)
     from smelt.flows.corpus_build import CorpusBuildParams
 
@@ -221,11 +231,19 @@ def run_build(args: argparse.Namespace) -> int:
         output=args.output,
         config_path=args.config,
         dedup_against=args.dedup_against,
+        only_new=args.only_new,
         runner=args.runner,
         workers=args.workers,
         dask_address=args.dask_address,
     )
     console = Console()
     summary = build_corpus(params, console, progress=not args.no_progress)
+    if summary.get("written") is False:
+        counts = summary["only_new"]
+        console.print(
+            f"nothing new: {counts['skipped']:,} input object(s) unchanged since the "
+            "--dedup-against corpora; nothing written"
+        )
+        return 0
     console.print(stats_table(summary, title=f"corpus {summary.get('output', args.output)}"))
     return 0

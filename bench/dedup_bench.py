@@ -93,14 +93,14 @@ def run_smelt(texts: list[str], num_perm: int) -> float:
 def run_smelt_stage(texts: list[str]) -> float:
     """smelt's whole stage 1 on one partition: read Parquet, sign, write signatures + bands."""
     from smelt.corpus.config import DedupConfig
-    from smelt.corpus.dedup import sign_partition
+    from smelt.corpus.dedup import DedupLayout, sign_partition
 
     root = tempfile.mkdtemp(prefix="smelt-sign-bench-")
     try:
         path = os.path.join(root, "part-00000.parquet")
         pq.write_table(pa.table({"id": [str(i) for i in range(len(texts))], "text": texts}), path)
         start = time.perf_counter()
-        sign_partition(path, os.path.join(root, "dedup"), DedupConfig())
+        sign_partition(path, DedupLayout.of(root), DedupConfig())
         return time.perf_counter() - start
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -252,7 +252,8 @@ def _removals(args):
 
 def whole_dedup(docs: int, words: list[str], partition_docs: int, max_range_rows: int) -> dict:
     from smelt.corpus.config import DedupConfig
-    from smelt.corpus.dedup.plan import dedup_dir, pairs_uri, range_count, shards
+    from smelt.corpus.dedup.layout import DedupLayout
+    from smelt.corpus.dedup.plan import range_count, shards
 
     config = DedupConfig(max_range_rows=max_range_rows, bucket_partitions=4)
     root = tempfile.mkdtemp(prefix="smelt-dedup-bench-")
@@ -276,20 +277,21 @@ def whole_dedup(docs: int, words: list[str], partition_docs: int, max_range_rows
         ctx = cf.ProcessPoolExecutor(
             max_workers=2, max_tasks_per_child=1, mp_context=multiprocessing.get_context("spawn")
         )
+        layout = DedupLayout.of(out, work)
         with ctx as pool:
-            signed = list(pool.map(_sign, [(p, dedup_dir(out), config) for p in parts]))
+            signed = list(pool.map(_sign, [(p, layout, config) for p in parts]))
             peaks["signatures"] = max(peak for _, peak in signed)
             count = range_count(sum(m["band_rows"] for m, _ in signed), config)
-            all_shards = shards(dedup_dir(out), names, [])
+            all_shards = shards(layout, names, [])
             found = list(
                 pool.map(
                     _pairs,
-                    [(i, count, all_shards, pairs_uri(work, i), config) for i in range(count)],
+                    [(i, count, all_shards, layout, config) for i in range(count)],
                 )
             )
             peaks["pairs"] = max(peak for _, peak in found)
             (uris, summary), peaks["removals"] = pool.submit(
-                _removals, ([m["uri"] for m, _ in found], names, os.path.join(work, "rm"))
+                _removals, ([m["uri"] for m, _ in found], names, layout.removals)
             ).result()
         seconds = time.perf_counter() - start
         return {

@@ -11,7 +11,7 @@
     .venv/bin/python bench/train_bench.py                       # CPU: presets test and small
     .venv/bin/python bench/train_bench.py --device cuda         # GPU: small preset, bf16
 
-Data: synthetic uint32 shards (random ids, random document lengths) in the DESIGN.md format,
+Data: synthetic uint32 shards (random ids, random document lengths) in the ARCHITECTURE.md format,
 so the model's vocabulary (16384) and step cost are those of a real run.
 """
 
@@ -42,7 +42,7 @@ VOCAB = 16384
 
 
 def write_shards(root: Path, tokens: int, seed: int = 0) -> str:
-    """Random-token shards (train + val) in the exact DESIGN.md layout."""
+    """Random-token shards (train + val) in the exact ARCHITECTURE.md layout."""
     rng = np.random.default_rng(seed)
     layout = ShardsLayout.at(str(root))
     shards = []

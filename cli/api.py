@@ -156,25 +156,47 @@ _server: PrivateServer | None = None
 
 
 def prepare() -> None:
-    """Find the API to use, or start a private server in the background; returns at once."""
+    """Find the API to use, or start a private server in the background; returns at once.
+
+    Call it before Prefect is imported: `PREFECT_API_URL` is set here, at once (the private
+    server's port is chosen before it starts), because Prefect reads its settings when it is
+    imported, and one that finds no API URL starts an ephemeral server of its own, in the
+    command's process group, where a Ctrl-C kills it under the command.
+    """
     global _server
-    if os.environ.get("PREFECT_API_URL") or _server is not None:
+    if os.environ.get("PREFECT_API_URL") or _server is not None or _configured_in_prefect():
         return
     found = running_smelt_server()
     if found:
         os.environ["PREFECT_API_URL"] = found
         return
     _server = PrivateServer().start()
+    os.environ["PREFECT_API_URL"] = _server.api_url
 
 
 def ready() -> None:
-    """Wait for the API that `prepare` chose (call before the first flow run)."""
-    if os.environ.get("PREFECT_API_URL"):
-        return
-    if _server is None:
+    """Wait until the API that `prepare` chose answers (call before the first flow run)."""
+    if _server is None and not os.environ.get("PREFECT_API_URL"):
         prepare()
     if _server is not None:
-        os.environ["PREFECT_API_URL"] = _server.wait()
+        _server.wait()
+
+
+def stop() -> None:
+    """Stop this command's private server now (it also stops by itself when the command
+    exits, however it exits)."""
+    if _server is not None:
+        _server.stop()
+
+
+def _configured_in_prefect() -> bool:
+    """Whether Prefect, already imported, has an API URL of its own (a test harness, a
+    profile): then that is the API, and no server is started here."""
+    if "prefect.settings" not in sys.modules:
+        return False
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url)
 
 
 def _site_packages_of(package: str) -> str:

@@ -56,6 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write every filtered document with its reason to OUTPUT/filtered/ "
         "(as `[output] keep_filtered = true`; a few per reason are kept in any case)",
     )
+    build.add_argument(
+        "--only-new",
+        action="store_true",
+        help="read only input objects that no --dedup-against corpus consumed in this version "
+        "(new or changed; a changed object's old documents are superseded); with none, "
+        "write nothing",
+    )
     add_runner_arguments(build)
     build.add_argument("--no-progress", action="store_true", help="no live progress display")
     build.set_defaults(handler=run_build)
@@ -99,39 +106,18 @@ class BuildProgress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True, name="build-progress")
 
-    def _done(self, directory: str) -> int:
-        from smelt.corpus.layout import MARKER_SUFFIX
-        from smelt.storage import exists, list_files
-
-        try:
-            return len(list_files(directory, suffixes=[MARKER_SUFFIX])) if exists(directory) else 0
-        except Exception:  # noqa: BLE001 - a failed poll only delays the display
-            return 0
-
-    def _partitions(self) -> int | None:
-        from smelt.storage import exists, read_text
-
-        try:
-            return (
-                len(json.loads(read_text(self.layout.plan))["partitions"])
-                if exists(self.layout.plan)
-                else None
-            )
-        except Exception:  # noqa: BLE001 - not written yet, or being written
-            return None
-
     def _poll(self) -> None:
         bars: dict[str, Any] = {}
         while True:
             stopping = self._stop.wait(POLL_SECONDS)
-            total = self._partitions()
+            total = planned_partitions(self.layout)
             if total is not None and not bars:
                 if self.dedup:
                     bars[self.layout.extracted_dir] = self.progress.add_task("extract", total=total)
                 name = "finalize" if self.dedup else "partitions"
                 bars[self.layout.final_dir] = self.progress.add_task(name, total=total)
             for directory, bar in bars.items():
-                self.progress.update(bar, completed=self._done(directory))
+                self.progress.update(bar, completed=markers_in(directory))
             if stopping:
                 return
 
@@ -146,6 +132,48 @@ class BuildProgress:
         self.progress.stop()
 
 
+def markers_in(directory: str) -> int:
+    """How many partitions of a stage are done (their markers), 0 when unreadable."""
+    from smelt.corpus.layout import MARKER_SUFFIX
+    from smelt.storage import exists, list_files
+
+    try:
+        return len(list_files(directory, suffixes=[MARKER_SUFFIX])) if exists(directory) else 0
+    except Exception:  # noqa: BLE001 - a failed poll only delays the display
+        return 0
+
+
+def planned_partitions(layout: Any) -> int | None:
+    """The partition count of the build's saved plan; None before the plan is written."""
+    from smelt.storage import exists, read_text
+
+    try:
+        return (
+            len(json.loads(read_text(layout.plan))["partitions"]) if exists(layout.plan) else None
+        )
+    except Exception:  # noqa: BLE001 - not written yet, or being written
+        return None
+
+
+def build_progress(output_uri: str, dedup: bool) -> str:
+    """What a stopped build keeps, for the stop line: finished partitions are kept."""
+    from smelt.corpus.layout import CorpusLayout
+    from smelt.storage import exists
+
+    if "{date}" in output_uri:
+        return f"finished partitions are kept under {output_uri}"
+    layout = CorpusLayout.at(output_uri)
+    total = planned_partitions(layout)
+    if total is None:
+        return f"nothing was written to {layout.root}"
+    if exists(layout.stats):
+        return f"the corpus {layout.root} was finished"
+    done = f"{markers_in(layout.final_dir)} of {total} partitions finished"
+    if dedup:
+        done = f"{markers_in(layout.extracted_dir)} of {total} partitions extracted, " + done
+    return f"{done} in {layout.root}"
+
+
 def stats_table(summary: dict[str, Any], title: str) -> Table:
     """stats.json as a two-column table: overall counts, then each reason."""
     table = Table(title=title, show_header=True, header_style="bold")
@@ -153,7 +181,7 @@ def stats_table(summary: dict[str, Any], title: str) -> Table:
     table.add_column("documents", justify="right")
     for key in ("input_docs", "kept", "quarantined"):
         table.add_row(key, f"{summary.get(key, 0):,}")
-    for group in ("filtered", "duplicates", "pii"):
+    for group in ("filtered", "duplicates", "pii", "only_new"):
         for reason, count in summary.get(group, {}).items():
             table.add_row(f"{group}: {reason}", f"{count:,}")
     if summary.get("id_collisions"):
@@ -209,42 +237,86 @@ def print_report(console: Console, output_uri: str, summary: dict[str, Any], tit
             console.print(extra)
 
 
-def build_corpus(params: Any, console: Console, progress: bool = True) -> dict[str, Any]:
-    """Check the config, then run the `corpus-build` flow with a progress display.
+def check_build(
+    inputs: list[str],
+    output: str,
+    config_path: str | None,
+    overrides: dict[str, Any],
+    dedup_against: list[str],
+    only_new: bool = False,
+) -> Any:
+    """The validated config, once the locations and the output's saved plan are checked (the
+    flow checks them again): a user error is one line in seconds, before Prefect is imported
+    or its server waited for."""
+    from datetime import UTC, datetime
 
-    Config errors surface here, before Prefect starts, as one-line errors; everything else is
-    resolved once, inside the flow.
-    """
-    from smelt.cli import api
     from smelt.corpus.config import resolve_config
+    from smelt.corpus.partition import check_locations, check_plan
+    from smelt.corpus.targets import expand_dedup_against, expand_output
 
+    config = resolve_config(config_path, overrides)
+    output = expand_output(output, datetime.now(UTC))
+    check_locations(inputs, output, dedup_against)
+    if only_new:  # its plan covers the selected objects only: the flow checks it
+        return config
+    check_plan(inputs, output, config, expand_dedup_against(dedup_against, output))
+    return config
+
+
+def build_corpus(params: Any, console: Console, progress: bool = True) -> dict[str, Any]:
+    """Check the config and the locations, then run the `corpus-build` flow with a progress
+    display.
+
+    Config and location errors surface here in seconds, before Prefect starts, as one-line
+    errors; everything else is resolved once, inside the flow.
+    """
+    from smelt.cli import api, stopping
+
+    config = check_build(
+        params.inputs, params.output, params.config_path, params.config_overrides,
+        params.dedup_against, params.only_new,
+    )  # fmt: skip
     api.prepare()  # the Prefect server starts while the rest gets ready
-    config = resolve_config(params.config_path, params.config_overrides)
+    dedup = config.dedup.exact or config.dedup.near
+    stopping.report_progress(lambda: build_progress(params.output, dedup))
     from smelt.flows.corpus_build import corpus_build
 
     console.print(f"[bold]corpus build[/]: {', '.join(params.inputs)} -> {params.output}")
     api.ready()
     if not progress or "{date}" in params.output:
         return corpus_build(params)
-    with BuildProgress(params.output, config.dedup.exact or config.dedup.near, console):
+    with BuildProgress(params.output, dedup, console):
         return corpus_build(params)
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from smelt.cli import api
+
+    overrides = {"output": {"keep_filtered": True}} if args.keep_filtered else {}
+    check_build(args.input, args.output, args.config, overrides, args.dedup_against, args.only_new)
+    api.prepare()  # before Prefect is imported (see smelt.cli.api)
     from smelt.flows.corpus_build import CorpusBuildParams
 
     params = CorpusBuildParams(
         inputs=args.input,
         output=args.output,
         config_path=args.config,
-        config_overrides={"output": {"keep_filtered": True}} if args.keep_filtered else {},
+        config_overrides=overrides,
         dedup_against=args.dedup_against,
+        only_new=args.only_new,
         runner=args.runner,
         workers=args.workers,
         dask_address=args.dask_address,
     )
     console = Console()
     summary = build_corpus(params, console, progress=not args.no_progress)
+    if summary.get("written") is False:
+        counts = summary["only_new"]
+        console.print(
+            f"nothing new: {counts['skipped']:,} input object(s) unchanged since the "
+            "--dedup-against corpora; nothing written"
+        )
+        return 0
     output = summary.get("output", args.output)
     print_report(console, output, summary, title=f"corpus {output}")
     return 0

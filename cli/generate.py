@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
+import itertools
 import sys
 
 
@@ -13,36 +13,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--checkpoint",
         required=True,
         metavar="URI",
-        help="a run's output URI (newest complete checkpoint) or a step directory",
+        help="a run's output URI (its newest complete checkpoint) or one step directory (required)",
     )
-    gen.add_argument("--prompt", required=True)
-    gen.add_argument("--max-new-tokens", type=int, default=64)
-    gen.add_argument("--temperature", type=float, default=0.8, help="0 is greedy")
-    gen.add_argument("--top-k", type=int, default=None)
-    gen.add_argument("--top-p", type=float, default=None)
-    gen.add_argument("--repetition-penalty", type=float, default=1.0)
-    gen.add_argument("--seed", type=int, default=None)
-    gen.add_argument("--device", default="cpu")
+    gen.add_argument("--prompt", required=True, help="text to continue (required)")
+    gen.add_argument(
+        "--max-new-tokens", type=int, default=64, help="tokens to generate (default: %(default)s)"
+    )
+    gen.add_argument(
+        "--temperature",
+        type=float,
+        default=0.8,
+        help="sampling temperature; 0 is greedy (default: %(default)s)",
+    )
+    gen.add_argument(
+        "--top-k", type=int, default=None, help="sample among the K likeliest (default: off)"
+    )
+    gen.add_argument(
+        "--top-p",
+        type=float,
+        default=None,
+        help="sample within this probability mass (default: off)",
+    )
+    gen.add_argument(
+        "--repetition-penalty",
+        type=float,
+        default=1.0,
+        help="penalty for tokens already seen; 1.0 is off (default: %(default)s)",
+    )
+    gen.add_argument("--seed", type=int, default=None, help="sampling seed (default: a random one)")
+    gen.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     gen.set_defaults(handler=run_generate)
 
 
 def run_generate(args: argparse.Namespace) -> int:
     import torch
-    from tokenizers import Tokenizer
 
+    from smelt.chat import TextStream
     from smelt.errors import InputError
-    from smelt.model.checkpoint_io import load_model
     from smelt.model.generate import stream
-    from smelt.training.run_dir import locate_checkpoint
+    from smelt.training.inference import open_checkpoint
 
-    step_dir, tokenizer_path = locate_checkpoint(args.checkpoint)
-    if tokenizer_path is None:
-        raise InputError(
-            f"no tokenizer.json beside the checkpoint {step_dir}: the run was "
-            "trained without one; train with --tokenizer"
-        )
-    tokenizer = Tokenizer.from_file(tokenizer_path)
-    model = load_model(os.path.join(step_dir, "model.safetensors"), device=args.device)
+    opened = open_checkpoint(args.checkpoint, device=args.device)
+    tokenizer = opened.require_tokenizer()
     prompt = tokenizer.encode(args.prompt).ids
     if not prompt:
         raise InputError("--prompt encodes to no tokens; give some text")
@@ -50,11 +62,8 @@ def run_generate(args: argparse.Namespace) -> int:
     generator = None
     if args.seed is not None:
         generator = torch.Generator(device=args.device).manual_seed(args.seed)
-    produced: list[int] = []
-    printed = ""
-    sys.stdout.write(args.prompt)
-    for token in stream(
-        model,
+    tokens = stream(
+        opened.model,
         prompt,
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
@@ -63,14 +72,15 @@ def run_generate(args: argparse.Namespace) -> int:
         repetition_penalty=args.repetition_penalty,
         stop_token_ids=[eos] if eos is not None else [],
         generator=generator,
-    ):
-        produced.append(token)
-        text = tokenizer.decode(produced)
-        if text.endswith("\ufffd"):  # an unfinished multi-byte character: wait for the rest
-            continue
-        sys.stdout.write(text[len(printed) :])
+    )
+    # The settings and the prompt's length are checked when the first token is drawn: draw it
+    # before printing anything, so that a refused request prints only its error.
+    first = list(itertools.islice(tokens, 1))
+    text = TextStream(tokenizer)
+    sys.stdout.write(args.prompt)
+    for token in itertools.chain(first, tokens):
+        sys.stdout.write(text.push(token))
         sys.stdout.flush()
-        printed = text
-    sys.stdout.write(tokenizer.decode(produced)[len(printed) :] + "\n")
+    sys.stdout.write(text.finish() + "\n")
     sys.stdout.flush()
     return 0

@@ -2,20 +2,40 @@
 
 Each command lives in its own module with `register(subparsers)`; the handler it sets runs the
 same Prefect flow a deployment runs. A `SmeltError` is printed as `error: ...` without a
-traceback (exit 2); `--debug` shows the traceback.
+traceback (exit 2); `--debug` shows the traceback. Ctrl-C and SIGTERM stop any command within
+seconds with one line saying what was kept (`smelt.cli.stopping`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
+from smelt.cli import stopping
 from smelt.errors import SmeltError
 
-COMMAND_MODULES = ("corpus", "tokenizer", "shards", "train", "generate", "export", "demo", "server")
+COMMAND_MODULES = (
+    "corpus",
+    "nightly",
+    "tokenizer",
+    "shards",
+    "train",
+    "sft",
+    "push",
+    "generate",
+    "chat",
+    "serve",
+    "export",
+    "eval",
+    "ablate",
+    "demo",
+    "server",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="smelt", description=__doc__.splitlines()[0], formatter_class=formatter
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    # A command that runs flows calls smelt.cli.api.prepare() once its inputs are checked and
+    # before it imports Prefect, then api.ready() before its first flow. own_signals: main().
+    parser.set_defaults(own_signals=False)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"smelt.cli.{name}")
@@ -45,6 +68,15 @@ def _use_formatter(parser: argparse.ArgumentParser, cls: type[argparse.HelpForma
                 _use_formatter(sub, cls)
 
 
+def _quiet_children() -> None:
+    """multiprocessing's resource tracker (a child process) warns about the semaphores of a
+    worker pool that was stopped, after the stop line; it cleans them up all the same. It takes
+    its warning filters from this process's `-W` options, read when it starts."""
+    option = "ignore::UserWarning:multiprocessing.resource_tracker"
+    if option not in sys.warnoptions:
+        sys.warnoptions.append(option)
+
+
 def _quiet_prefect(debug: bool) -> None:
     """Keep the terminal for smelt's own output unless the user configured Prefect logging.
 
@@ -54,31 +86,70 @@ def _quiet_prefect(debug: bool) -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     if not debug:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_INTERNAL_LOGGING_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
+def _log_to_terminal(debug: bool) -> None:
+    """smelt's warnings (debug: everything) on stderr; Prefect's records reach the UI, and on
+    the terminal they would bury the one line that matters."""
+    root = logging.getLogger()
+    if root.handlers:  # configured already (an embedding program, a test run)
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not debug:
+        handler.addFilter(lambda record: not record.name.startswith("prefect"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+# Failures of the machine rather than of smelt: the user fixes them (space, permissions).
+ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
+def _environment_error(exc: OSError) -> str | None:
+    """One line for an OSError the user must fix (no space, no permission), else None."""
+    if exc.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def run(argv: Sequence[str]) -> int:
+    """Parse `argv` and run its command; errors and interrupts propagate (see `main`)."""
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `smelt` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    _quiet_prefect(debug="--debug" in argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    debug = "--debug" in argv
+    _quiet_prefect(debug)
+    if not debug:
+        _quiet_children()
+    _log_to_terminal(debug)
     try:
-        return int(args.handler(args) or 0)
-    except SmeltError as exc:
-        if args.debug:
+        args = build_parser().parse_args(argv)
+        # a command that stops on a signal by design (`smelt server`) handles its own
+        with contextlib.nullcontext() if args.own_signals else stopping.installed():
+            return int(args.handler(args) or 0)
+    except (SmeltError, OSError) as exc:
+        message = str(exc) if isinstance(exc, SmeltError) else _environment_error(exc)
+        if debug or message is None:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return stopping.report(exc)
+    except BaseException as exc:
+        signum = getattr(exc, "signal", None)  # Prefect's TerminationSignal, re-raised
+        if isinstance(signum, int) and not isinstance(exc, SystemExit):
+            return stopping.report(stopping.Stopped(signum))
+        raise
 
 
 if __name__ == "__main__":

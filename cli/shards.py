@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from smelt.cli.options import add_runner_arguments
-from smelt.prep.shards import DEFAULT_SHARD_TOKENS, DEFAULT_VAL_FRACTION
+from smelt.prep.defaults import DEFAULT_SHARD_TOKENS, DEFAULT_VAL_FRACTION
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,13 +61,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from smelt.flows.shards_build import shards_build
+    from smelt.cli import api, stopping
     from smelt.parallel import check_workers
-    from smelt.prep.shards import plan_build
+    from smelt.prep.shards import check_replaceable, is_current, plan_build
 
     # inputs checked here first, so that a user error is one line, not a failed flow run
     check_workers(args.workers)
-    plan_build(args.corpus, args.tokenizer, args.output, args.val_fraction, args.shard_tokens)
+    plan = plan_build(
+        args.corpus, args.tokenizer, args.output, args.val_fraction, args.shard_tokens
+    )
+    if args.force or not is_current(plan.output_uri, plan.fingerprint):
+        check_replaceable(plan, args.force)
+    api.prepare()
+    stopping.report_progress(lambda: build_progress(plan.output_uri, len(plan.partitions)))
+    from smelt.flows.shards_build import shards_build
+
+    api.ready()
     summary = shards_build(
         corpus=args.corpus,
         tokenizer=args.tokenizer,
@@ -86,6 +95,22 @@ def run_build(args: argparse.Namespace) -> int:
         f"{summary['docs']:,} documents, {summary['empty_docs_skipped']:,} empty skipped)"
     )
     return 0
+
+
+def build_progress(output_uri: str, partitions: int) -> str:
+    """What a stopped build keeps: its tokenized partitions and packed shards (markers)."""
+    from smelt.prep.layout import ShardsLayout
+    from smelt.storage import exists, list_files
+
+    layout = ShardsLayout.at(output_uri)
+    if exists(layout.manifest):
+        return f"the shard set {layout.root} was finished"
+
+    def done(directory: str) -> int:
+        return len(list_files(directory, suffixes=[layout.MARKER])) if exists(directory) else 0
+
+    parts, shards = done(layout.parts_dir), done(layout.shard_markers_dir)
+    return f"{parts} of {partitions} partitions tokenized, {shards} shards packed in {layout.root}"
 
 
 def run_verify(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from smelt.prep.tokenizer import DEFAULT_SAMPLE_BYTES, DEFAULT_VOCAB_SIZE
+from smelt.prep.defaults import DEFAULT_SAMPLE_BYTES, DEFAULT_VOCAB_SIZE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,10 +47,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from smelt.flows.tokenizer_train import tokenizer_train
+    from smelt.cli import api, stopping
     from smelt.prep.tokenizer import TokenizerReport, check_request
 
-    check_request(args.corpus, args.vocab_size, args.sample_bytes)  # one line before Prefect
+    # one line before Prefect starts, for a bad setting, corpus or output
+    check_request(args.corpus, args.vocab_size, args.sample_bytes, output_uri=args.output)
+    api.prepare()
+    stopping.report_progress(
+        lambda: (
+            f"no tokenizer was finished (training is one step); {args.output} holds no "
+            "report.json for these settings"
+        )
+    )
+    from smelt.flows.tokenizer_train import tokenizer_train
+
+    api.ready()
     summary = tokenizer_train(
         corpus=args.corpus,
         output=args.output,

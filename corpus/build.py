@@ -6,7 +6,9 @@ runs every stage through an `smelt.parallel.Executor`, so the `corpus-build` flo
 runs), the command line, tests and notebooks all run this very code:
 
 1. `plan_build`: inputs listed with their identities, partitions balanced by expected work,
-   saved as `_work/plan.json` (a rerun reuses it; changed inputs are refused by name).
+   saved as `_work/plan.json` (a rerun reuses it; changed inputs are refused by name). With
+   `only_new`, only objects that the `dedup_against` corpora have not consumed in this version
+   are planned (`corpus.supersede`); a build with none writes nothing.
 2. per partition, most expensive first: read -> normalize -> filter (`corpus.pipeline`). With
    dedup on, the survivors go to `_work/extracted/` (`extract_partition`), the dedup stages find
    duplicates across the whole corpus, and `finalize_partition` drops them and redacts PII.
@@ -14,7 +16,9 @@ runs), the command line, tests and notebooks all run this very code:
    The stage that filters also writes the filtered documents it keeps (`corpus.filtered`:
    all of them with `[output] keep_filtered`, a few per reason always).
 3. `corpus.ids.make_ids_unique`: different documents that share an input id get distinct ids.
-4. `write_corpus_stats`: `config.json`, then `stats.json` last, the mark of a finished corpus.
+4. `record_inputs`: `inputs.parquet` (the objects consumed, `corpus.consumed`) and what a
+   changed object replaced (`supersedes.parquet`, notices in the earlier corpora).
+5. `write_corpus_stats`: `config.json`, then `stats.json` last, the mark of a finished corpus.
 
 Each partition stage records its counts in its done-marker (`smelt.storage.stage`), written
 after its Parquet files: a rerun skips finished partitions and redoes interrupted ones whole,
@@ -32,11 +36,24 @@ from typing import Any
 from smelt import storage
 from smelt.corpus import tables
 from smelt.corpus.config import CorpusConfig
+from smelt.corpus.consumed import (
+    consumed_inputs,
+    documents_per_source,
+    hash_local_inputs,
+    write_consumed,
+)
 from smelt.corpus.document import Document, Quarantined
 from smelt.corpus.filtered import FilteredSink
-from smelt.corpus.layout import CorpusLayout
-from smelt.corpus.partition import Partition, Plan, plan_build
+from smelt.corpus.layout import CorpusLayout, corpus_fingerprint
+from smelt.corpus.partition import Partition, Plan, list_inputs, plan_build
 from smelt.corpus.stats import CorpusStats
+from smelt.corpus.supersede import (
+    Selection,
+    leave_notices,
+    select_inputs,
+    superseded_sources,
+    write_supersedes,
+)
 from smelt.corpus.writer import read_documents, write_documents, write_quarantine
 from smelt.errors import IntegrityError
 from smelt.parallel import Executor, LocalExecutor
@@ -56,10 +73,18 @@ class BuildRequest:
     output: str
     config: CorpusConfig = field(default_factory=CorpusConfig)
     dedup_against: list[str] = field(default_factory=list)
+    only_new: bool = False  # read only objects the dedup_against corpora did not consume
 
     @property
     def dedup(self) -> bool:
         return self.config.dedup.exact or self.config.dedup.near
+
+    def select(self) -> Selection | None:
+        """With `only_new`, the objects to read (new and changed) and those skipped; else None."""
+        if not self.only_new:
+            return None
+        files = list_inputs([storage.normalize(uri) for uri in self.inputs])
+        return select_inputs(files, self.dedup_against)
 
 
 @dataclass(frozen=True)
@@ -101,7 +126,12 @@ def preload_modules(config: CorpusConfig) -> list[str]:
 def build_corpus(request: BuildRequest, executor: Executor | None = None) -> dict[str, Any]:
     """Build (or resume, or find finished) the corpus `request` describes; stats.json's counts."""
     layout = CorpusLayout.at(request.output)
-    plan = plan_build(request.inputs, layout.root, request.config, request.dedup_against)
+    selection = request.select()
+    if selection is not None and not selection.files:
+        log.info("no new or changed input objects for %s: nothing to build", layout.root)
+        return nothing_new_summary(layout, selection)
+    files = selection.files if selection is not None else None
+    plan = plan_build(request.inputs, layout.root, request.config, request.dedup_against, files)
     finished = finished_summary(layout, plan)
     if finished is not None:
         log.info("corpus %s is already built from these inputs", layout.root)
@@ -110,28 +140,52 @@ def build_corpus(request: BuildRequest, executor: Executor | None = None) -> dic
     jobs = [PartitionJob(layout.root, plan.fingerprint, p, request.config) for p in plan.partitions]
     order = plan.by_cost()
     if request.dedup:
-        extracted = _in_order(
+        read = _in_order(
             executor.map(extract_partition, _sorted(jobs, order), name="extract"), order
         )
         from smelt.corpus.dedup import deduplicate
 
         removals = deduplicate(
-            [m["extracted_uri"] for m in extracted],
+            [m["extracted_uri"] for m in read],
             layout.work_dir,
             layout.root,
             request.config.dedup,
             request.dedup_against,
             executor,
+            superseded_references(request.dedup_against, selection),
         )
         executor.map(
             finalize_partition, _sorted(jobs, order), _sorted(removals, order), name="finalize"
         )
     else:
-        executor.map(process_partition, _sorted(jobs, order), name="partition")
+        read = executor.map(process_partition, _sorted(jobs, order), name="partition")
     from smelt.corpus.ids import make_ids_unique
 
     collisions = make_ids_unique(layout, len(plan.partitions))
-    return write_corpus_stats(layout.root, plan, request.config, collisions)
+    record_inputs(layout, plan, read, selection)
+    counts = {"only_new": selection.counts()} if selection is not None else {}
+    return write_corpus_stats(layout.root, plan, request.config, collisions, counts)
+
+
+def superseded_references(
+    dedup_against: list[str], selection: Selection | None
+) -> dict[str, set[str]]:
+    """Earlier corpus -> sources whose documents there are no dedup references: replaced by a
+    finished later build, or by this one."""
+    found = {storage.normalize(uri): superseded_sources(uri) for uri in dedup_against}
+    for corpus, sources in (selection.replaced_sources() if selection else {}).items():
+        found.setdefault(corpus, set()).update(sources)
+    return {corpus: sources for corpus, sources in found.items() if sources}
+
+
+def nothing_new_summary(layout: CorpusLayout, selection: Selection) -> dict[str, Any]:
+    """What an `only_new` build with no new or changed object reports; it writes nothing."""
+    return {
+        **CorpusStats().to_dict(),
+        "output": layout.root,
+        "written": False,
+        "only_new": selection.counts(),
+    }
 
 
 def _sorted(items: list[Any], order: list[int]) -> list[Any]:
@@ -156,6 +210,7 @@ def extract_partition(job: PartitionJob) -> dict[str, Any]:
 
 
 def _extract(job: PartitionJob, layout: CorpusLayout) -> dict[str, Any]:
+    hashes = hash_local_inputs(job.partition)
     filtered = FilteredSink.for_output(job.config.output)
     stats, docs, quarantined = read_partition(job.partition, job.config, filtered)
     write_documents(docs, layout.extracted(job.index))
@@ -169,6 +224,7 @@ def _extract(job: PartitionJob, layout: CorpusLayout) -> dict[str, Any]:
         "documents": len(docs),
         "filtered_written": kept_aside,
         "stats": stats.to_dict(),
+        "input_sha256": hashes,
     }
 
 
@@ -177,12 +233,14 @@ def process_partition(job: PartitionJob) -> dict[str, Any]:
     layout = job.layout
 
     def work() -> dict[str, Any]:
+        hashes = hash_local_inputs(job.partition)
         filtered = FilteredSink.for_output(job.config.output)
         stats, docs, quarantined = read_partition(job.partition, job.config, filtered)
         kept_aside = filtered.write(layout, job.index)
         return {
             **_publish(job, layout, docs, quarantined, stats, {}),
             "filtered_written": kept_aside,
+            "input_sha256": hashes,
         }
 
     return run_once(job.marker(layout.final_done(job.index)), work)
@@ -308,6 +366,24 @@ def redact(
 # ---- closing the build -------------------------------------------------------------------------
 
 
+def record_inputs(
+    layout: CorpusLayout,
+    plan: Plan,
+    read: list[dict[str, Any]],
+    selection: Selection | None,
+) -> None:
+    """The consumed-inputs record, then what this build replaced (`supersedes.parquet` and a
+    notice in each earlier corpus concerned); all before stats.json."""
+    hashes: dict[str, str] = {}
+    for manifest in read:
+        hashes.update(manifest.get("input_sha256") or {})
+    documents = documents_per_source(layout, len(plan.partitions))
+    write_consumed(layout, consumed_inputs(plan, hashes, documents))
+    if selection is not None:
+        write_supersedes(layout, selection.replaced)
+        leave_notices(layout, plan.fingerprint, selection)
+
+
 def merge_stats(layout: CorpusLayout, plan: Plan, dedup: bool) -> CorpusStats:
     """Sum the counts every partition's markers recorded; all partitions must be done."""
     total = CorpusStats()
@@ -341,9 +417,15 @@ def build_record(plan: Plan, config: CorpusConfig) -> dict[str, Any]:
 
 
 def write_corpus_stats(
-    output_uri: str, plan: Plan, config: CorpusConfig, id_collisions: int = 0
+    output_uri: str,
+    plan: Plan,
+    config: CorpusConfig,
+    id_collisions: int = 0,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write `config.json`, then `stats.json` (last: its presence means the corpus is finished)."""
+    """Write `config.json`, then `stats.json` (last: its presence means the corpus is finished).
+
+    `extra` joins the counts (e.g. `only_new`: objects new, changed and skipped)."""
     layout = CorpusLayout.at(output_uri)
     stats = merge_stats(layout, plan, config.dedup.exact or config.dedup.near)
     storage.write_text(layout.config, json.dumps(build_record(plan, config), indent=1))
@@ -351,6 +433,7 @@ def write_corpus_stats(
         **stats.to_dict(),
         "id_collisions": id_collisions,
         "partitions": len(plan.partitions),
+        **(extra or {}),
     }
     if storage.exists(layout.dedup_clusters):
         summary["near_duplicate_clusters"] = json.loads(storage.read_text(layout.dedup_clusters))
@@ -370,19 +453,15 @@ def current_fingerprint(request: BuildRequest) -> str | None:
     """The fingerprint of the finished corpus at `request.output` when it was built from
     exactly these inputs (same identities), config and references; else None."""
     from smelt.corpus.partition import fingerprint as plan_fingerprint
-    from smelt.corpus.partition import list_inputs
 
     built = corpus_fingerprint(request.output)
     if built is None:
         return None
-    files = list_inputs([storage.normalize(uri) for uri in request.inputs])
+    selection = request.select()
+    files = (
+        selection.files
+        if selection is not None
+        else list_inputs([storage.normalize(uri) for uri in request.inputs])
+    )
     expected = plan_fingerprint(files, request.config, request.dedup_against)
     return built if built == expected else None
-
-
-def corpus_fingerprint(output_uri: str) -> str | None:
-    """The inputs+config fingerprint of a finished corpus, or None when it is unfinished."""
-    layout = CorpusLayout.at(output_uri)
-    if not storage.exists(layout.stats) or not storage.exists(layout.config):
-        return None
-    return json.loads(storage.read_text(layout.config)).get("fingerprint")

@@ -20,12 +20,12 @@ key, the value and what is allowed, raised before any work starts.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from smelt import storage
 from smelt.errors import ConfigError
 
 
@@ -384,25 +384,29 @@ def config_from_dict(data: dict[str, Any]) -> CorpusConfig:
     return validated(CorpusConfig, data, "")
 
 
+def read_settings_file(uri: str, what: str = "config file") -> Any:
+    """The content of a TOML (`.toml`) or YAML (`.yaml`/`.yml`) file, local or on S3: the one
+    reader of smelt's settings files (corpus configs, training data plans)."""
+    if not storage.exists(uri):
+        raise ConfigError(f"{what} not found: {uri}")
+    import yaml
+
+    try:
+        if uri.endswith(".toml"):
+            return tomllib.loads(storage.read_text(uri))
+        if uri.endswith((".yaml", ".yml")):
+            return yaml.safe_load(storage.read_text(uri)) or {}
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, ValueError) as exc:
+        problem = " ".join(str(exc).split())  # YAML's messages span lines
+        raise ConfigError(f"{what} {uri} is not valid: {problem}") from None
+    raise ConfigError(f"{what} {uri}: use .toml, .yaml or .yml")
+
+
 def read_config_file(path: str | None) -> dict[str, Any]:
-    """The settings a TOML (`.toml`) or YAML (`.yaml`/`.yml`) file gives, as nested dicts."""
+    """The settings of a corpus config file as nested dicts; none without a file."""
     if not path:
         return {}
-    if not os.path.exists(path):
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        if path.endswith(".toml"):
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        elif path.endswith((".yaml", ".yml")):
-            import yaml
-
-            with open(path, encoding="utf-8") as fh:
-                data = yaml.safe_load(fh) or {}
-        else:
-            raise ConfigError(f"config file {path}: use .toml, .yaml or .yml")
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigError(f"config file {path} is not valid: {exc}") from None
+    data = read_settings_file(path)
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: expected a table of settings")
     return data

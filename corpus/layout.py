@@ -8,6 +8,12 @@
     OUTPUT/samples/filtered-NNNNN.parquet     a few filtered documents per reason, always
     OUTPUT/stats.json                         counts; written last: no stats.json, no corpus
     OUTPUT/config.json                        config + inputs + their fingerprint
+    OUTPUT/inputs.parquet                     every input object the build consumed (URI, size,
+                                              version, content hash, documents kept from it)
+    OUTPUT/supersedes.parquet                 sources of earlier corpora whose documents this
+                                              build replaces (changed objects, `--only-new`)
+    OUTPUT/superseded_by/NAME.json            written by a later build: sources of this corpus
+                                              that it replaced (their documents are no longer live)
     OUTPUT/dedup/                             MinHash signatures, kept for later --dedup-against
     OUTPUT/_work/plan.json                    the partition plan, reused on rerun
     OUTPUT/_work/extracted/part-NNNNN.*       stage 1 output (.parquet, and .done with counts)
@@ -22,12 +28,15 @@ so a partition with a marker is complete and one without is redone from scratch.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from smelt.storage import join, normalize
+from smelt.storage import exists, join, normalize, read_text
 
 STATS_FILE = "stats.json"
 CONFIG_FILE = "config.json"
+INPUTS_FILE = "inputs.parquet"
+SUPERSEDES_FILE = "supersedes.parquet"
 MARKER_SUFFIX = ".done"
 
 
@@ -71,6 +80,24 @@ class CorpusLayout:
     @property
     def config(self) -> str:
         return join(self.root, CONFIG_FILE)
+
+    @property
+    def inputs(self) -> str:
+        """The consumed-inputs record (`smelt.corpus.consumed`), written before stats.json."""
+        return join(self.root, INPUTS_FILE)
+
+    @property
+    def supersedes(self) -> str:
+        """What this build replaced in earlier corpora (`smelt.corpus.supersede`)."""
+        return join(self.root, SUPERSEDES_FILE)
+
+    @property
+    def superseded_by_dir(self) -> str:
+        """Notices left here by later builds that replaced some of this corpus's sources."""
+        return join(self.root, "superseded_by")
+
+    def superseded_by(self, name: str) -> str:
+        return join(self.superseded_by_dir, f"{name}.json")
 
     @property
     def dedup_dir(self) -> str:
@@ -143,6 +170,12 @@ class CorpusLayout:
 
 def is_finished_corpus(uri: str) -> bool:
     """Whether `uri` holds a finished corpus (its stats.json, written last, is there)."""
-    from smelt.storage import exists
-
     return exists(CorpusLayout.at(uri).stats)
+
+
+def corpus_fingerprint(output_uri: str) -> str | None:
+    """The inputs+config fingerprint of a finished corpus, or None when it is unfinished."""
+    layout = CorpusLayout.at(output_uri)
+    if not exists(layout.stats) or not exists(layout.config):
+        return None
+    return json.loads(read_text(layout.config)).get("fingerprint")

@@ -37,9 +37,9 @@ from smelt.corpus.layout import CorpusLayout
 from smelt.corpus.readers import detect_format, input_files
 from smelt.corpus.readers.stream import split_compression
 from smelt.errors import InputError
-from smelt.storage import filesystem, normalize
+from smelt.storage import normalize
 from smelt.storage.stage import fingerprint as digest
-from smelt.storage.uri import is_s3, to_uri
+from smelt.storage.uri import is_s3
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,14 @@ class Plan:
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
+    def readers(self) -> dict[str, list[int]]:
+        """For each input file, the indices of the partitions that read (part of) it."""
+        found: dict[str, list[int]] = {}
+        for partition in self.partitions:
+            for uri in partition.files:
+                found.setdefault(uri, []).append(partition.index)
+        return found
+
     def by_cost(self) -> list[int]:
         """Partition indices, most expensive first (the order to submit them in)."""
         return sorted(range(len(self.partitions)), key=lambda i: -self.partitions[i].cost)
@@ -167,11 +175,8 @@ class Plan:
 
 def _listing(uri: str) -> dict[str, dict[str, Any]]:
     """Every object under `uri` with its listing details, from one listing (no call per file)."""
-    fs, path = filesystem(uri)
     try:
-        if fs.isfile(path):
-            return {to_uri(fs, path): fs.info(path)}
-        return {to_uri(fs, p): info for p, info in fs.find(path, detail=True).items()}
+        return storage.file_details(uri)
     except PermissionError as exc:
         raise InputError(
             f"cannot read {uri}: access denied ({exc}); check the credentials"
@@ -187,6 +192,8 @@ def _version(info: dict[str, Any]) -> str:
     etag = info.get("ETag") or info.get("etag")
     if etag:
         return str(etag).strip('"')
+    if info.get("mtime_ns") is not None:
+        return str(info["mtime_ns"])
     mtime = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
     if hasattr(mtime, "timestamp"):
         mtime = mtime.timestamp()
@@ -310,31 +317,53 @@ def fingerprint(files: list[InputFile], config: CorpusConfig, dedup_against: lis
 
 
 def check_output(output_uri: str, inputs: list[str]) -> None:
-    """Refuse an output that cannot hold a corpus, before anything is written."""
+    """Refuse an output that cannot hold a corpus, before anything is written: one inside an
+    input (the build would read its own output), an existing file, a directory this process
+    cannot write, an S3 bucket that is missing or refuses these credentials."""
     output = normalize(output_uri)
-    if is_s3(output):
-        return
     for uri in inputs:
         source = normalize(uri)
-        if not is_s3(source) and (output == source or output.startswith(source.rstrip("/") + "/")):
+        if is_s3(source) != is_s3(output):
+            continue
+        if _within(output, source):
             raise InputError(
                 f"--output {output} is inside the input {source}: the build would read its own "
                 "output; choose an output outside the input"
             )
-    if os.path.isfile(output):
-        raise InputError(f"--output {output} is an existing file; name a directory")
-    parent = output
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"--output {output}: cannot write under {parent} (permission denied)")
+    storage.require_writable(output)
+
+
+def check_locations(inputs: list[str], output_uri: str, dedup_against: list[str]) -> None:
+    """Every input and reference readable and the output usable, checked in seconds before
+    any work (`smelt.storage.preflight`); an `InputError` naming the first URI at fault."""
+    if not inputs:
+        raise InputError("no --input given: name at least one file, directory or s3:// prefix")
+    for uri in inputs:
+        storage.require_readable(uri)
+    for uri in dedup_against:
+        if not any(char in uri for char in "*?["):  # a glob may match nothing yet
+            storage.require_readable(uri)
+    check_output(output_uri, inputs)
+
+
+def _within(path: str, root: str) -> bool:
+    """Whether `path` is `root` or below it (local paths compared with symlinks resolved)."""
+    if not is_s3(path):
+        path, root = os.path.realpath(path), os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def plan_build(
-    inputs: list[str], output_uri: str, config: CorpusConfig, dedup_against: list[str] | None = None
+    inputs: list[str],
+    output_uri: str,
+    config: CorpusConfig,
+    dedup_against: list[str] | None = None,
+    files: list[InputFile] | None = None,
 ) -> Plan:
     """The plan for building `inputs` into `output_uri`: the saved one on rerun, else a new one.
 
+    `files` are the input files to read when the caller already listed and chose them (an
+    `--only-new` build reads only the new and changed ones); by default, every file listed.
     Raises `InputError` when an input is missing, or when the output already holds a build of
     other inputs or another config (naming what changed).
     """
@@ -342,12 +371,10 @@ def plan_build(
     inputs = [normalize(u) for u in inputs]
     dedup_against = list(dedup_against or [])
     check_output(layout.root, inputs)
-    files = list_inputs(inputs)
+    files = list_inputs(inputs) if files is None else files
     key = fingerprint(files, config, dedup_against)
-    if storage.exists(layout.plan):
-        saved = Plan.from_dict(json.loads(storage.read_text(layout.plan)))
-        if saved.fingerprint != key:
-            raise PlanMismatchError(mismatch_message(layout.root, saved, files, config))
+    saved = _saved_plan(layout, files, config, key)
+    if saved is not None:
         log.info("reusing plan %s (%d partitions)", layout.plan, len(saved.partitions))
         return saved
     plan = Plan(
@@ -365,6 +392,29 @@ def plan_build(
         plan.total_bytes,
     )
     return plan
+
+
+def check_plan(
+    inputs: list[str], output_uri: str, config: CorpusConfig, dedup_against: list[str]
+) -> None:
+    """Refuse now, before any work, what `plan_build` would: an output that holds (part of) a
+    build of other inputs, changed inputs or another config."""
+    layout = CorpusLayout.at(output_uri)
+    files = list_inputs([normalize(u) for u in inputs])
+    _saved_plan(layout, files, config, fingerprint(files, config, dedup_against))
+
+
+def _saved_plan(
+    layout: CorpusLayout, files: list[InputFile], config: CorpusConfig, key: str
+) -> Plan | None:
+    """The output's saved plan when it was made from these very inputs and config; None when
+    there is none; `PlanMismatchError` naming what changed otherwise."""
+    if not storage.exists(layout.plan):
+        return None
+    saved = Plan.from_dict(json.loads(storage.read_text(layout.plan)))
+    if saved.fingerprint != key:
+        raise PlanMismatchError(mismatch_message(layout.root, saved, files, config))
+    return saved
 
 
 def mismatch_message(root: str, saved: Plan, files: list[InputFile], config: CorpusConfig) -> str:

@@ -60,7 +60,7 @@ class CorpusStats:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form, as in DESIGN.md's `stats.json`."""
+        """JSON form, as in ARCHITECTURE.md's `stats.json`."""
         return {
             "input_docs": self.input_docs,
             "kept": self.kept,

@@ -38,6 +38,12 @@ def read_table(
     )
 
 
+def read_schema(uri: str) -> pa.Schema:
+    """The Arrow schema of a Parquet file (its footer only)."""
+    with storage.open_read(uri) as fh:
+        return pq.ParquetFile(fh).schema_arrow
+
+
 def iter_batches(
     uri: str, columns: Sequence[str], batch_rows: int = BATCH_ROWS
 ) -> Iterator[pa.RecordBatch]:

@@ -1,9 +1,11 @@
 """Helpers to run smelt's deployments locally: a Prefect server as a subprocess, the work pools,
-and `prefect deploy --all` of prefect.yaml. `smelt server` and the tests use the same code.
+`prefect deploy --all` of prefect.yaml, and a worker of the `process` pool, so scheduled runs
+and runs started from the UI execute. `smelt server` and the tests use the same code.
 
 The server keeps its SQLite database under PREFECT_HOME. A server that stops must get SIGINT
 (uvicorn's graceful path) after every worker attached to it has stopped: a worker that loses its
-server mid-shutdown can hang.
+server mid-shutdown can hang. So both run in sessions of their own (a Ctrl-C in the terminal
+reaches only the process that started them, which stops the worker first, then the server).
 """
 
 from __future__ import annotations
@@ -87,12 +89,12 @@ class PrefectServer:
         env.pop("PREFECT_API_URL")  # the server itself must not talk to another one
         command = [prefect_bin(), "server", "start", "--host", self.host, "--port", str(self.port)]
         if stream_output:
-            self.process = subprocess.Popen(command, env=env)
+            self.process = subprocess.Popen(command, env=env, start_new_session=True)
         else:
             self.log_path = self.prefect_home / "server.log"
             with open(self.log_path, "ab") as log:
                 self.process = subprocess.Popen(
-                    command, env=env, stdout=log, stderr=subprocess.STDOUT
+                    command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                 )
         wait_healthy(self.api_url, timeout_s, self.process, self.log_path)
         return self
@@ -107,6 +109,74 @@ class PrefectServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+@dataclass
+class PoolWorker:
+    """A `prefect worker start` subprocess polling one pool, its output in `log_path`.
+
+    Stop it before the server it polls (`stop` sends SIGINT, Prefect's graceful path, and
+    waits): a worker that loses its server while shutting down can hang.
+    """
+
+    pool: str
+    log_path: Path
+    worker_type: str = "process"
+    name: str | None = None
+    process: subprocess.Popen | None = None
+
+    def start(self, env: dict[str, str]) -> PoolWorker:
+        command = [
+            prefect_bin(),
+            "worker",
+            "start",
+            "--pool",
+            self.pool,
+            "--type",
+            self.worker_type,
+        ]
+        command += ["--name", self.name] if self.name else []
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self
+
+    def wait_polling(self, api_url: str, timeout_s: float = 120.0) -> None:
+        """Block until the pool lists this worker (its first poll): deployments are Ready."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise SmeltError(
+                    f"the {self.pool} worker exited ({self.process.returncode}): {tail}"
+                )
+            if self.name in pool_workers(api_url, self.pool):
+                return
+            time.sleep(0.5)
+        raise SmeltError(f"the {self.pool} worker did not poll {api_url} within {timeout_s:.0f}s")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGINT, wait; SIGKILL if it does not exit in time."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            logger.warning("the %s worker did not stop in %.0fs: killed", self.pool, timeout_s)
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def pool_workers(api_url: str, pool: str) -> list[str]:
+    """Names of the workers that have polled `pool` (an unknown pool has none)."""
+    try:
+        response = httpx.post(f"{api_url}/work_pools/{pool}/workers/filter", json={}, timeout=5)
+    except httpx.HTTPError:
+        return []
+    return [row["name"] for row in response.json()] if response.status_code == 200 else []
 
 
 def wait_healthy(

@@ -40,6 +40,11 @@ class CorpusBuildParams(BaseModel):
         description="earlier corpora whose documents must not come back; a glob such as "
         "s3://lake/corpus/nightly/* means every finished corpus it matches",
     )
+    only_new: bool = Field(
+        False,
+        description="read only input objects that no dedup_against corpus consumed in this "
+        "version (new or changed); a changed object's old documents are superseded",
+    )
     runner: Literal["process", "thread", "dask"] = "process"
     workers: int | None = Field(None, ge=1, description="parallel workers (default: every core)")
     dask_address: str | None = Field(None, description="scheduler of an existing Dask cluster")
@@ -64,6 +69,7 @@ def resolve_request(params: CorpusBuildParams, when: datetime | None = None) -> 
         output=output,
         config=config,
         dedup_against=expand_dedup_against(params.dedup_against, output),
+        only_new=params.only_new,
     )
 
 

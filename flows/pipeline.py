@@ -86,6 +86,16 @@ class TrainStage(BaseModel):
     seq_len: int = Field(256, gt=0)
     checkpoint_every: int = Field(100, gt=0)
     seed: int = 1337
+    mix: list[str] = Field(
+        default_factory=list,
+        description="other shard sets to train on with this pipeline's shards, each URI or "
+        "URI=WEIGHT; a glob means every finished set it matches, so new nights join on the "
+        "next run (e.g. s3://lake/shards/nightly/*=0.3); a changed set of sources is a new "
+        "phase of the same run",
+    )
+    shards_weight: float | None = Field(
+        None, gt=0, description="weight of this pipeline's shards when `mix` has weights"
+    )
     overrides: dict[str, Any] = Field(
         default_factory=dict, description='other TrainConfig fields, e.g. {"lr": 3e-4}'
     )
@@ -94,8 +104,9 @@ class TrainStage(BaseModel):
     gpu_count: int = Field(1, ge=1, le=8, description="GPUs in the pod")
 
     def config(self, shards_uri: str, tokenizer_uri: str, output_uri: str) -> TrainConfig:
+        own = shards_uri if self.shards_weight is None else f"{shards_uri}={self.shards_weight}"
         fields = {
-            "shards": shards_uri,
+            "shards": [own, *self.mix],
             "output": output_uri,
             "tokenizer": tokenizer_uri,
             "preset": self.preset,
@@ -120,7 +131,8 @@ def stage_uris(root: str) -> dict[str, str]:
 def run_uri(root: str, run_name: str, shards_key: str) -> str:
     """A run trains on one dataset: `ROOT/runs/<run_name>-<shards key>`, so rebuilt shards (a
     new tokenizer, another corpus) start a new run instead of colliding with the old run's
-    checkpoints, while a rerun on the same data resumes it."""
+    checkpoints, while a rerun on the same data resumes it (with `train.mix`, sources that
+    joined since, such as new nights, start a new phase of that run)."""
     return storage.join(root, "runs", f"{run_name}-{shards_key[:10]}")
 
 

@@ -148,12 +148,23 @@ class Decoder(nn.Module):
         doc_ids: torch.Tensor | None = None,
         *,
         loss_reduction: str = "mean",
+        loss_weights: torch.Tensor | None = None,
     ) -> ModelOutput:
         """idx (B, T) -> loss against `targets` (B, T) (-100 = ignored) without forming full
-        logits, or, without targets, the logits (B, T, V) in float32."""
+        logits, or, without targets, the logits (B, T, V) in float32.
+
+        loss_weights (B, T): per-target weights (fine-tuning batches); the loss is then their
+        weighted mean, and only the counted positions go through the output head: most of a
+        chat batch is prompt, and the head is a large share of a small model's step."""
         h = self.hidden_states(idx, doc_ids=doc_ids)
         if targets is None:
             return ModelOutput(self._project(h), None)
+        if loss_weights is not None and not torch.compiler.is_compiling():
+            # data-dependent shapes: skipped under torch.compile, where all positions go through
+            counted = (targets.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)  # (n,)
+            h = h.reshape(-1, h.shape[-1]).index_select(0, counted)  # (n, d)
+            targets = targets.reshape(-1).index_select(0, counted)
+            loss_weights = loss_weights.reshape(-1).index_select(0, counted)
         loss = chunked_cross_entropy(
             h,
             self.output_weight,
@@ -161,6 +172,7 @@ class Decoder(nn.Module):
             softcap=self.config.final_softcap,
             ignore_index=IGNORE_INDEX,
             reduction=loss_reduction,
+            weights=loss_weights,
         )
         return ModelOutput(None, loss)
 
@@ -177,6 +189,11 @@ class Decoder(nn.Module):
         h = self.hidden_states(idx, doc_ids=doc_ids, cache=cache, key_valid=key_valid)
         if last_only:
             h = h[:, -1:]
+        return self._project(h)
+
+    def project(self, h: torch.Tensor) -> torch.Tensor:
+        """float32 logits (..., V) of hidden states (..., d): scoring projects only the
+        positions it reads, not every position of the batch."""
         return self._project(h)
 
     def _project(self, h: torch.Tensor) -> torch.Tensor:

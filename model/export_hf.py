@@ -38,8 +38,9 @@ _LAYER = {
 }
 _TOP_BACK = {v: k for k, v in _TOP.items()}
 _LAYER_BACK = {v: k for k, v in _LAYER.items()}
-# Special tokens looked up in the tokenizer (DESIGN.md, Tokenizer).
+# Special tokens looked up in the tokenizer (ARCHITECTURE.md, Tokenizer).
 EOS_TOKEN, PAD_TOKEN = "<|endoftext|>", "<pad>"
+END_OF_TURN_TOKEN = "<|im_end|>"  # ChatML's end of turn: a chat model's end of sequence
 
 
 def hf_architecture(config: ModelConfig) -> str:
@@ -81,11 +82,16 @@ def from_hf_key(key: str) -> str:
     raise IntegrityError(f"unexpected tensor {key!r} in the Hugging Face checkpoint")
 
 
-def _write_tokenizer(tokenizer_path: Path, folder: Path, max_len: int) -> dict[str, int]:
+def _write_tokenizer(
+    tokenizer_path: Path, folder: Path, max_len: int, chat_template: str | None = None
+) -> dict[str, int]:
     """tokenizer.json (copied byte for byte) + tokenizer_config.json + special_tokens_map.json.
 
     The config names `PreTrainedTokenizerFast`, which both transformers 4.x and 5.x resolve,
-    and only the special tokens the tokenizer really has. Returns {"eos_token_id": ..., ...}.
+    and only the special tokens the tokenizer really has. With a chat template (a fine-tuned
+    run) the config carries it and names `<|im_end|>` the end-of-sequence token, as chat models
+    on the Hub do, so `apply_chat_template` renders the prompts smelt rendered and generation
+    ends with the turn. Returns {"eos_token_id": ..., ...}.
     """
     from tokenizers import Tokenizer
 
@@ -95,9 +101,17 @@ def _write_tokenizer(tokenizer_path: Path, folder: Path, max_len: int) -> dict[s
         tokenizer = Tokenizer.from_file(str(tokenizer_path))
     except Exception as exc:  # the Rust loader raises plain Exception subclasses
         raise InputError(f"{tokenizer_path} is not a Hugging Face tokenizer.json: {exc}") from exc
+    eos = EOS_TOKEN
+    if chat_template is not None:
+        if tokenizer.token_to_id(END_OF_TURN_TOKEN) is None:
+            raise ConfigError(
+                f"{tokenizer_path} has no {END_OF_TURN_TOKEN} token, but the run has a chat "
+                "template; export the base run, or fine-tune from a ChatML tokenizer"
+            )
+        eos = END_OF_TURN_TOKEN
     specials = {
         role: token
-        for role, token in (("eos_token", EOS_TOKEN), ("pad_token", PAD_TOKEN))
+        for role, token in (("eos_token", eos), ("pad_token", PAD_TOKEN))
         if tokenizer.token_to_id(token) is not None
     }
     shutil.copyfile(tokenizer_path, folder / "tokenizer.json")
@@ -107,9 +121,24 @@ def _write_tokenizer(tokenizer_path: Path, folder: Path, max_len: int) -> dict[s
         "clean_up_tokenization_spaces": False,
         **specials,
     }
+    if chat_template is not None:
+        tokenizer_config["chat_template"] = chat_template
     (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
     (folder / "special_tokens_map.json").write_text(json.dumps(specials, indent=2))
-    return {f"{role}_id": tokenizer.token_to_id(token) for role, token in specials.items()}
+    ids = {f"{role}_id": tokenizer.token_to_id(token) for role, token in specials.items()}
+    if chat_template is not None and tokenizer.token_to_id(EOS_TOKEN) is not None:
+        ids["end_of_text_id"] = tokenizer.token_to_id(EOS_TOKEN)
+    return ids
+
+
+def _write_generation_config(folder: Path, special_ids: dict[str, int]) -> None:
+    """generation_config.json of a chat model: stop at the end of the turn or of the text."""
+    stops = [special_ids["eos_token_id"], special_ids.get("end_of_text_id")]
+    config = {
+        "eos_token_id": [i for i in stops if i is not None],
+        "pad_token_id": special_ids.get("pad_token_id"),
+    }
+    (folder / "generation_config.json").write_text(json.dumps(config, indent=2))
 
 
 def export_hf(
@@ -118,9 +147,11 @@ def export_hf(
     *,
     tokenizer_path: str | Path | None = None,
     dtype: torch.dtype = torch.float32,
+    chat_template: str | None = None,
 ) -> Path:
     """Write config.json, model.safetensors (and the tokenizer, if given) into `folder`,
-    loadable by `transformers.AutoModelForCausalLM.from_pretrained(folder)`."""
+    loadable by `transformers.AutoModelForCausalLM.from_pretrained(folder)`. `chat_template`
+    (a fine-tuned run's) goes into the tokenizer config, with `<|im_end|>` as end of turn."""
     from transformers import LlamaConfig, Qwen3Config
 
     config, state = (model.config, model.state_dict()) if isinstance(model, Decoder) else model
@@ -129,7 +160,11 @@ def export_hf(
     folder.mkdir(parents=True, exist_ok=True)
     special_ids = {}
     if tokenizer_path is not None:
-        special_ids = _write_tokenizer(Path(tokenizer_path), folder, config.max_seq_len)
+        special_ids = _write_tokenizer(
+            Path(tokenizer_path), folder, config.max_seq_len, chat_template
+        )
+    elif chat_template is not None:
+        raise InputError("a chat template needs the tokenizer beside it; pass tokenizer_path")
     fields = dict(
         vocab_size=config.vocab_size,
         hidden_size=config.d_model,
@@ -154,6 +189,8 @@ def export_hf(
     )
     hf_config = Qwen3Config(**fields) if config.qk_norm else LlamaConfig(**fields, mlp_bias=False)
     hf_config.save_pretrained(str(folder))
+    if chat_template is not None:
+        _write_generation_config(folder, special_ids)
     tensors = {}
     for key, value in clean_state_dict(state).items():
         if key == "lm_head.weight" and config.tie_embeddings:

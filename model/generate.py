@@ -20,13 +20,14 @@ from smelt.errors import InputError
 from smelt.model.decoder import Decoder
 
 
-def _check_settings(
+def check_settings(
     temperature: float,
     top_k: int | None,
     top_p: float | None,
     repetition_penalty: float,
     max_new_tokens: int,
 ) -> None:
+    """InputError for a sampling setting out of range (shared with the serving engine)."""
     if temperature < 0:
         raise InputError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
     if top_k is not None and top_k <= 0:
@@ -92,7 +93,7 @@ def generate_stream(
     A row stops after emitting a token in `stop_token_ids`; the stop token itself is not
     yielded. The model runs in eval mode for the duration and is restored afterwards.
     """
-    _check_settings(temperature, top_k, top_p, repetition_penalty, max_new_tokens)
+    check_settings(temperature, top_k, top_p, repetition_penalty, max_new_tokens)
     rows = [list(map(int, p)) for p in prompts]
     if not rows or any(len(r) == 0 for r in rows):
         raise InputError("generate needs at least one prompt and every prompt needs a token")

@@ -26,7 +26,7 @@ def _cfg(**kwargs: Any) -> ModelConfig:
 
 
 PRESETS: dict[str, ModelConfig] = {
-    # smelt's own. `test`: ~6.2M at vocab 16384 (DESIGN.md: "about 6M", trains on a CPU in
+    # smelt's own. `test`: ~6.2M at vocab 16384 ("about 6M", trains on a CPU in
     # seconds); GQA + QK-norm so the smallest model exercises the same paths as the big ones.
     "test": _cfg(
         d_model=256,
@@ -197,7 +197,7 @@ PRESETS: dict[str, ModelConfig] = {
 
 # preset -> (published parameter count, vocabulary it was counted at, source)
 REFERENCE_COUNTS: dict[str, tuple[float, int, str]] = {
-    "test": (6e6, DEFAULT_VOCAB, "DESIGN.md: about 6M parameters"),
+    "test": (6e6, DEFAULT_VOCAB, "about 6M parameters"),
     "small": (124e6, 50257, "GPT-2 small, Radford et al. 2019"),
     "skylar-test": (6e6, 40960, "Skylar preset table (default vocab 40,960)"),
     "skylar-small": (40e6, 40960, "Skylar preset table"),

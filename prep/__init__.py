@@ -8,7 +8,7 @@ Domain code, no Prefect (tasks/ and flows/ wrap it):
     sample.py          the tokenizer's streamed training sample and held-out documents
     tokenizer.py       tokenizer training, its report, `is_current`
     tokenizer_files.py the tokenizer's files: writing them, loading and checking a tokenizer
-    shard_format.py    the manifest and shard entries (DESIGN.md, "Shards"), `open_manifest`
+    shard_format.py    the manifest and shard entries (ARCHITECTURE.md, "Shards"), `open_manifest`
     shard_check.py     the one integrity check of a shard; `smelt shards verify`
     shard_plan.py      a shard build's checked inputs and fingerprints
     tokenize.py        step 1: a corpus partition into token intermediates

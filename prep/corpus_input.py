@@ -4,7 +4,8 @@ The corpus build writes `config.json` (its inputs+config fingerprint and the con
 then `stats.json`, the mark of a finished corpus. The tokenizer and the shard build read both
 through `CorpusLayout`: the fingerprint is the corpus's identity in their own fingerprints (a
 rebuilt corpus with other inputs or settings makes them stale), and the recorded PII
-placeholders are the strings the tokenizer must keep atomic.
+placeholders are the strings the tokenizer must keep atomic. Sources whose documents a later
+build replaced (`smelt.corpus.supersede`) are not live: a shard build leaves them out.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from smelt import storage
 from smelt.corpus.config import PiiConfig
 from smelt.corpus.layout import CorpusLayout
+from smelt.corpus.supersede import superseded_sources
 from smelt.errors import InputError
 from smelt.storage.stage import fingerprint
 
@@ -31,6 +33,7 @@ class FinishedCorpus:
     partitions: tuple[str, ...]  # data partition URIs, in order
     identity: str  # the build's fingerprint (or, for a corpus without one, of its files)
     placeholders: tuple[str, ...]  # PII placeholders the corpus was redacted with
+    superseded: tuple[str, ...] = ()  # sources whose documents later builds replaced, sorted
 
 
 def open_corpus(uri: str) -> FinishedCorpus:
@@ -54,7 +57,13 @@ def open_corpus(uri: str) -> FinishedCorpus:
         )
     record = _build_record(layout)
     identity = record.get("fingerprint") or _files_identity(layout, partitions)
-    return FinishedCorpus(layout.root, partitions, str(identity), _placeholders(record, layout))
+    return FinishedCorpus(
+        layout.root,
+        partitions,
+        str(identity),
+        _placeholders(record, layout),
+        tuple(sorted(superseded_sources(layout.root))),
+    )
 
 
 def _build_record(layout: CorpusLayout) -> dict[str, Any]:

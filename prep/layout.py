@@ -1,12 +1,12 @@
 """Where the data preparation stages put things: every file name of a tokenizer and a shard set.
 
-    TOKENIZER/tokenizer.json               the Hugging Face tokenizer (DESIGN.md, "Tokenizer")
+    TOKENIZER/tokenizer.json               the Hugging Face tokenizer (ARCHITECTURE.md, "Tokenizer")
     TOKENIZER/tokenizer_config.json        transformers' config: specials, ChatML template
     TOKENIZER/special_tokens_map.json      transformers' special token names
     TOKENIZER/chat_template.jinja          the ChatML template on its own
     TOKENIZER/report.json                  the training report; written last, it is the marker
 
-    SHARDS/{train,val}/shard_NNNNN.bin     uint32 token ids (DESIGN.md, "Shards")
+    SHARDS/{train,val}/shard_NNNNN.bin     uint32 token ids (ARCHITECTURE.md, "Shards")
     SHARDS/{train,val}/shard_NNNNN.idx     uint64 document end offsets
     SHARDS/build_report.json               counts and the build's fingerprint
     SHARDS/manifest.json                   written last: no manifest, no dataset
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from smelt.chat.template import TEMPLATE_FILE
 from smelt.corpus.layout import part_name
 from smelt.storage import basename, join, normalize, parent
 
@@ -34,7 +35,7 @@ class TokenizerLayout:
     REPORT = "report.json"
     CONFIG = "tokenizer_config.json"
     SPECIAL_TOKENS_MAP = "special_tokens_map.json"
-    CHAT_TEMPLATE = "chat_template.jinja"
+    CHAT_TEMPLATE = TEMPLATE_FILE
 
     @classmethod
     def at(cls, uri: str) -> TokenizerLayout:
@@ -78,6 +79,7 @@ class ShardsLayout:
     BUILD_REPORT = "build_report.json"
     SPLITS = ("train", "val")
     TOKENS, OFFSETS = ".bin", ".idx"  # a shard's token ids, its documents' end offsets
+    MARKER = ".done"
 
     @classmethod
     def at(cls, uri: str) -> ShardsLayout:
@@ -121,16 +123,26 @@ class ShardsLayout:
     def work_dir(self) -> str:
         return join(self.root, "_work")
 
+    @property
+    def parts_dir(self) -> str:
+        """Tokenized partitions and their markers."""
+        return join(self.work_dir, "parts")
+
+    @property
+    def shard_markers_dir(self) -> str:
+        """One marker per packed shard."""
+        return join(self.work_dir, "shards")
+
     def part_tokens(self, index: int, split: str) -> str:
         """Token ids of partition `index` in one split: `_work/parts/part-NNNNN.{split}.bin`."""
-        return join(self.work_dir, "parts", f"{part_name(index)}.{split}{self.TOKENS}")
+        return join(self.parts_dir, f"{part_name(index)}.{split}{self.TOKENS}")
 
     def part_offsets(self, index: int, split: str) -> str:
         """Document end offsets of the same: `_work/parts/part-NNNNN.{split}.idx`."""
-        return join(self.work_dir, "parts", f"{part_name(index)}.{split}{self.OFFSETS}")
+        return join(self.parts_dir, f"{part_name(index)}.{split}{self.OFFSETS}")
 
     def part_marker(self, index: int) -> str:
-        return join(self.work_dir, "parts", f"{part_name(index)}.done")
+        return join(self.parts_dir, f"{part_name(index)}{self.MARKER}")
 
     def shard_marker(self, split: str, number: int) -> str:
-        return join(self.work_dir, "shards", f"{split}_{number:05d}.done")
+        return join(self.shard_markers_dir, f"{split}_{number:05d}{self.MARKER}")

@@ -1,4 +1,4 @@
-"""The on-disk contract of token shards (DESIGN.md, "Shards"), and its early validation.
+"""The on-disk contract of token shards (ARCHITECTURE.md, "Shards"), and its early validation.
 
 A dataset is a manifest plus `{train,val}` shards (`ShardsLayout` names the files): `.bin` holds
 little-endian uint32 token ids (each document = its tokens + the end-of-text id), `.idx` the
@@ -82,7 +82,7 @@ class Manifest:
         return sum(s.num_tokens for s in self.shards if split is None or s.split == split)
 
     def to_dict(self) -> dict:
-        """The JSON form, exactly the fields DESIGN.md fixes."""
+        """The JSON form, exactly the fields ARCHITECTURE.md fixes."""
         return {
             "format": FORMAT,
             "dtype": "uint32",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smelt import storage
-from smelt.errors import SmeltError
+from smelt.errors import InputError, SmeltError
 from smelt.parallel import Executor, LocalExecutor
 from smelt.prep.layout import ShardsLayout
 from smelt.prep.packing import pack_shard, plan_pieces, remove_stale
@@ -47,6 +47,7 @@ __all__ = [
     "BuildPlan",
     "BuildResult",
     "build_shards",
+    "check_replaceable",
     "fingerprint_for",
     "is_current",
     "plan_build",
@@ -103,6 +104,7 @@ def run_build(plan: BuildPlan, executor: Executor, force: bool = False) -> Build
     if not force and is_current(plan.output_uri, plan.fingerprint):
         log.info("shards at %s are current: nothing to build", plan.output_uri)
         return BuildResult(open_manifest(plan.output_uri), marker.read() or {}, skipped=True)
+    check_replaceable(plan, force)
     storage.delete(layout.manifest)  # the dataset is about to change: no longer finished
     marker.clear()
     if force:
@@ -138,6 +140,7 @@ def finish_build(
         "shards": len(shards),
         "docs": sum(p["docs"] for p in parts),
         "empty_docs_skipped": sum(p["empty"] for p in parts),
+        "superseded_docs_skipped": sum(p.get("superseded", 0) for p in parts),
     }
     for split in SPLITS:
         report[f"{split}_docs"] = sum(p["splits"][split]["num_docs"] for p in parts)
@@ -146,6 +149,34 @@ def finish_build(
     storage.write_text(layout.manifest, manifest.to_json())
     storage.delete(layout.work_dir, recursive=True)
     return BuildResult(manifest, record, skipped=False)
+
+
+def check_replaceable(plan: BuildPlan, force: bool = False) -> None:
+    """Refuse, before anything is written, to replace a finished shard set built from another
+    corpus or another tokenizer (a training run may be reading it), unless `force`.
+
+    The same corpus and tokenizer with other settings, or rebuilt in place, make the set stale
+    and it is rebuilt; a set smelt did not record building (no build report) is left alone.
+    """
+    layout = plan.layout
+    if force or not storage.exists(layout.manifest):
+        return
+    report = Marker(layout.build_report).read()
+    if report is None:
+        raise InputError(
+            f"{plan.output_uri} holds a shard set without {storage.basename(layout.build_report)}"
+            " (not built by smelt here); use a new --output, or --force to replace it"
+        )
+    other = [
+        f"{label} {report.get(label)}"
+        for label, ours in (("corpus", plan.corpus.root), ("tokenizer", plan.tokenizer_uri))
+        if report.get(label) != ours
+    ]
+    if other:
+        raise InputError(
+            f"{plan.output_uri} holds shards of another {' and '.join(other)}; use a new "
+            "--output, or --force to replace them"
+        )
 
 
 def build_marker(plan: BuildPlan) -> Marker:

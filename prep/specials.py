@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from smelt.chat.template import CHAT_TEMPLATE  # noqa: F401 - the tokenizer ships it
+
 EOS = "<|endoftext|>"
 PAD = "<pad>"
 CONTROL_TOKENS = (
@@ -22,13 +24,6 @@ CONTROL_TOKENS = (
     "</tool_call>",
     "<tool_response>",
     "</tool_response>",
-)
-# ChatML (OpenAI; Qwen, SmolLM): the template transformers' `apply_chat_template` renders.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
 

@@ -1,7 +1,7 @@
 """Step 1 of a shard build: one corpus partition into token intermediates.
 
-Every non-empty document becomes its token ids + the end-of-text id, routed to train or val by
-a stable hash of its id, and appended to the partition's `{split}.bin` / `{split}.idx` in the
+Every non-empty, live document (not from a source a later corpus superseded) becomes its token
+ids + the end-of-text id, routed to train or val by a stable hash of its id, and appended to the partition's `{split}.bin` / `{split}.idx` in the
 build's work directory. The partition's marker follows the files (`smelt.storage.stage`), so a
 rerun skips a finished partition and redoes an interrupted one whole.
 """
@@ -49,13 +49,18 @@ def tokenize_partition(plan: BuildPlan, index: int) -> dict[str, Any]:
 
 def _tokenize(plan: BuildPlan, index: int) -> dict[str, Any]:
     tokenizer = _tokenizer(plan)
-    counts = {"docs": 0, "empty": 0}
+    counts = {"docs": 0, "empty": 0, "superseded": 0}
+    superseded = frozenset(plan.corpus.superseded)
+    columns = (*DOCUMENT_COLUMNS, "source") if superseded else DOCUMENT_COLUMNS
     with contextlib.ExitStack() as stack:
         sinks = {split: _SplitSink(stack, plan, index, split) for split in SPLITS}
-        rows = iter_rows(plan.partitions[index], DOCUMENT_COLUMNS)
+        rows = iter_rows(plan.partitions[index], columns)
         for batch in _batches(rows, ENCODE_BATCH_DOCS):
             routed: dict[str, list[str]] = {split: [] for split in SPLITS}
-            for doc_id, text in batch:
+            for doc_id, text, *source in batch:
+                if superseded and source[0] in superseded:
+                    counts["superseded"] += 1
+                    continue
                 if not text or not text.strip():
                     counts["empty"] += 1
                     continue

@@ -18,8 +18,15 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from smelt import storage
 from smelt.errors import ConfigError, InputError
 from smelt.prep.corpus_input import FinishedCorpus, open_corpus
+from smelt.prep.defaults import (  # noqa: F401 - re-exported
+    DEFAULT_HELDOUT_FRACTION,
+    DEFAULT_HELDOUT_MAX_BYTES,
+    DEFAULT_SAMPLE_BYTES,
+    DEFAULT_VOCAB_SIZE,
+)
 from smelt.prep.layout import TokenizerLayout
 from smelt.prep.sample import Sample
 from smelt.prep.specials import EOS, special_tokens
@@ -28,10 +35,6 @@ from smelt.storage.stage import Marker, fingerprint, run_once
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VOCAB_SIZE = 16384
-DEFAULT_SAMPLE_BYTES = 256 * 1024 * 1024  # ~25 s of BPE training here; plenty for <= 64k vocab
-DEFAULT_HELDOUT_FRACTION = 0.01
-DEFAULT_HELDOUT_MAX_BYTES = 4 * 1024 * 1024
 MIN_FREQUENCY = 2  # a pair seen once is noise, not a token
 RECIPE = "smelt-bpe-v2"  # changes whenever the same inputs would train another tokenizer
 
@@ -119,9 +122,13 @@ def check_request(
     sample_bytes: int = DEFAULT_SAMPLE_BYTES,
     heldout_fraction: float = DEFAULT_HELDOUT_FRACTION,
     heldout_max_bytes: int = DEFAULT_HELDOUT_MAX_BYTES,
+    output_uri: str | None = None,
 ) -> TrainRequest:
-    """Refuse a bad setting or an unfinished corpus before any work; the checked request."""
+    """Refuse a bad setting, an unfinished corpus or an unwritable `output_uri` before any
+    work; the checked request."""
     corpus = open_corpus(corpus_uri)
+    if output_uri is not None:
+        storage.require_writable(TokenizerLayout.at(output_uri).root)
     request = TrainRequest(corpus, vocab_size, sample_bytes, heldout_fraction, heldout_max_bytes)
     low = 256 + len(request.special_tokens)
     if not low <= vocab_size <= MAX_VOCAB_SIZE:
@@ -169,7 +176,7 @@ def train_tokenizer(
     with `skipped`), unless `force`.
     """
     request = check_request(
-        corpus_uri, vocab_size, sample_bytes, heldout_fraction, heldout_max_bytes
+        corpus_uri, vocab_size, sample_bytes, heldout_fraction, heldout_max_bytes, output_uri
     )
     marker = Marker(TokenizerLayout.at(output_uri).report, request.fingerprint)
     if force:

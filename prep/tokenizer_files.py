@@ -1,6 +1,6 @@
 """A trained tokenizer on storage: the files transformers expects, and loading them back.
 
-`tokenizer.json` is the Hugging Face `tokenizers` file (DESIGN.md, "Tokenizer"); beside it
+`tokenizer.json` is the Hugging Face `tokenizers` file (ARCHITECTURE.md, "Tokenizer"); beside it
 `tokenizer_config.json`, `special_tokens_map.json` and `chat_template.jinja` let
 `AutoTokenizer`/`PreTrainedTokenizerFast` find the specials and the ChatML template.
 """

@@ -5,8 +5,11 @@ from smelt.storage.objects import (
     atomic_local_path,
     delete,
     exists,
+    file_details,
     get_file,
     glob,
+    glob_finished,
+    has_glob,
     is_dir,
     list_files,
     open_read,
@@ -14,11 +17,11 @@ from smelt.storage.objects import (
     read_bytes,
     read_range,
     read_text,
-    require_readable,
     size,
     write_bytes,
     write_text,
 )
+from smelt.storage.preflight import require_readable, require_writable
 from smelt.storage.uri import basename, filesystem, is_s3, join, normalize, parent
 
 __all__ = [
@@ -26,9 +29,12 @@ __all__ = [
     "basename",
     "delete",
     "exists",
+    "file_details",
     "filesystem",
     "get_file",
     "glob",
+    "glob_finished",
+    "has_glob",
     "is_dir",
     "is_s3",
     "join",
@@ -41,6 +47,7 @@ __all__ = [
     "read_range",
     "read_text",
     "require_readable",
+    "require_writable",
     "sha256_bytes",
     "sha256_file",
     "sha256_uri",

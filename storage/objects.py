@@ -11,9 +11,8 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, Any
 
-from smelt.errors import InputError
 from smelt.storage import uri as uris
 from smelt.storage.retry import retry
 
@@ -33,23 +32,67 @@ def is_dir(uri: str) -> bool:
 
 
 @retry()
-def list_files(uri: str, suffixes: Iterable[str] | None = None) -> list[str]:
-    """All files under `uri` (recursively), as sorted URIs; `uri` itself if it is a file.
+def file_details(uri: str) -> dict[str, dict[str, Any]]:
+    """Every file under `uri` (recursively; `uri` itself if it is a file) -> its listing
+    details (`size`, and `mtime` locally or `ETag` on S3), from one listing.
 
-    Hidden files and temporary files of atomic writes (names starting with `.`) are skipped.
+    Names starting with `.` (hidden files, temporary files of atomic writes) are skipped.
+    Local directories are walked following symbolic links, each directory once, so a link to a
+    directory is read like the directory and a link loop ends instead of recursing.
     """
     fs, path = uris.filesystem(uri)
+    if not uris.is_s3(uri):
+        return _walk_local(path)
     if fs.isfile(path):
-        found = [path]
-    else:
-        found = [
-            p
-            for p in fs.find(path)
-            if not any(part.startswith(".") for part in p[len(path) :].split("/"))
-        ]
+        return {uris.to_uri(fs, path): fs.info(path)}
+    return {
+        uris.to_uri(fs, p): info
+        for p, info in fs.find(path, detail=True).items()
+        if not any(part.startswith(".") for part in p[len(path) :].split("/"))
+    }
+
+
+def _walk_local(root: str) -> dict[str, dict[str, Any]]:
+    if not os.path.isdir(root):
+        status = os.stat(root)  # a missing root raises FileNotFoundError, as fsspec does
+        return {root: _local_info(root, status)}
+    found: dict[str, dict[str, Any]] = {}
+    seen: set[tuple[int, int]] = set()
+    for directory, subdirectories, names in os.walk(root, followlinks=True, onerror=_raise):
+        status = os.stat(directory)
+        if (status.st_dev, status.st_ino) in seen:  # a link back to a directory already read
+            subdirectories.clear()
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+        for name in names:
+            if name.startswith("."):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                found[path] = _local_info(path, os.stat(path))
+            except OSError:  # a broken link: listed, so the reader quarantines it by name
+                found[path] = {"name": path, "size": 0, "type": "file"}
+    return found
+
+
+def _raise(error: OSError) -> None:
+    raise error
+
+
+def _local_info(path: str, status: os.stat_result) -> dict[str, Any]:
+    return {
+        "name": path,
+        "size": status.st_size,
+        "mtime_ns": status.st_mtime_ns,
+        "type": "file",
+    }
+
+
+def list_files(uri: str, suffixes: Iterable[str] | None = None) -> list[str]:
+    """All files under `uri` (see `file_details`), as sorted URIs, optionally by suffix."""
     wanted = tuple(suffixes) if suffixes else None
-    result = [uris.to_uri(fs, p) for p in found if wanted is None or p.endswith(wanted)]
-    return sorted(result)
+    return sorted(u for u in file_details(uri) if wanted is None or u.endswith(wanted))
 
 
 @retry()
@@ -91,20 +134,44 @@ def atomic_local_path(target_uri: str, suffix: str = "") -> Iterator[str]:
     On an exception the temporary file is removed and the target is left untouched.
     """
     if uris.is_s3(target_uri):
-        fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".smelt-")
+        tmp = temporary_file(None, ".smelt-", suffix)
     else:
         target = uris.normalize(target_uri)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            suffix=suffix, prefix=f".{os.path.basename(target)}.", dir=os.path.dirname(target)
-        )
-    os.close(fd)
+        tmp = temporary_file(os.path.dirname(target), f".{os.path.basename(target)}.", suffix)
     try:
         yield tmp
         put_file(tmp, target_uri)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+
+
+def temporary_file(directory: str | None, prefix: str, suffix: str = "") -> str:
+    """A new empty file (closed) for an atomic write, with the permissions any new file of
+    this process gets (0666 less the umask): `mkstemp` makes it 0600, and a rename keeps the
+    mode, so without this every corpus, shard and checkpoint file would be private."""
+    fd, path = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=directory)
+    try:
+        os.fchmod(fd, 0o666 & ~process_umask())
+    finally:
+        os.close(fd)
+    return path
+
+
+def process_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (/proc), since
+    setting it to read it back races with threads creating files."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(uri: str, data: bytes) -> None:
@@ -163,18 +230,6 @@ def delete(uri: str, recursive: bool = False) -> None:
         fs.rm(path, recursive=recursive)
 
 
-def require_readable(uri: str) -> None:
-    """Raise `InputError` (before any work starts) when `uri` is missing or unreachable."""
-    try:
-        found = exists(uri)
-    except PermissionError as exc:
-        raise InputError(f"cannot read {uri}: access denied ({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - any failure here means: not readable
-        raise InputError(f"cannot read {uri}: {type(exc).__name__}: {exc}") from None
-    if not found:
-        raise InputError(f"input not found: {uri}")
-
-
 def _fsync_dir(directory: str) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -189,3 +244,23 @@ def glob(pattern: str) -> list[str]:
     """URIs matching a glob pattern (`*`, `?`, `[...]`), files or directories, sorted."""
     fs, path = uris.filesystem(pattern)
     return sorted(uris.to_uri(fs, p) for p in fs.glob(path))
+
+
+GLOB_CHARS = ("*", "?", "[")
+
+
+def has_glob(uri: str) -> bool:
+    """Whether `uri` is a glob pattern rather than one path."""
+    return any(char in uri for char in GLOB_CHARS)
+
+
+def glob_finished(pattern: str, marker: str) -> list[str]:
+    """The directories matching `pattern` that hold `marker` (the file a stage writes last:
+    only finished outputs count), sorted. A pattern that names the marker files themselves
+    matches their directories."""
+    found: list[str] = []
+    for match in glob(pattern.rstrip("/")):
+        directory = uris.parent(match) if uris.basename(match) == marker else match
+        if directory not in found and exists(uris.join(directory, marker)):
+            found.append(directory)
+    return sorted(found)

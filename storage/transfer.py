@@ -8,12 +8,12 @@ the server verifies on receipt; the whole file's SHA-256 is stored in the object
 from __future__ import annotations
 
 import os
-import tempfile
 from functools import lru_cache
 
 from smelt.errors import IntegrityError
 from smelt.storage import uri as uris
 from smelt.storage.checksums import sha256_file
+from smelt.storage.objects import temporary_file
 from smelt.storage.retry import retry
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
@@ -79,8 +79,7 @@ def download_file(uri: str, local_path: str, sha256: str | None = None) -> str:
     bucket, key = uris.split_s3(uri)
     directory = os.path.dirname(os.path.abspath(local_path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".smelt-dl-", dir=directory)
-    os.close(fd)
+    tmp = temporary_file(directory, ".smelt-dl-")
     try:
         s3_client().download_file(bucket, key, tmp, Config=_transfer_config())
         digest = sha256_file(tmp)

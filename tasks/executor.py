@@ -21,8 +21,8 @@ from prefect import task
 from prefect.cache_policies import NONE
 from prefect.task_runners import TaskRunner
 
-from smelt.errors import ConfigError
-from smelt.parallel import LocalExecutor, check_workers
+from smelt.errors import ConfigError, SmeltError
+from smelt.parallel import LocalExecutor, WorkerStopped, check_workers
 
 R = TypeVar("R")
 
@@ -45,7 +45,9 @@ class PrefectExecutor:
 
     def map(self, fn: Callable[..., R], *iterables: Iterable[Any], name: str) -> list[R]:
         argument_lists = list(zip(*iterables, strict=True))
-        pool, slots = self.pool, self._slots
+        # a step of one item gains nothing from a worker process: it runs in its task's thread
+        pool = self.pool if len(argument_lists) > 1 else None
+        slots = self._slots
 
         def run_item(index: int, args: tuple[Any, ...]) -> R:
             if pool is not None:
@@ -62,9 +64,17 @@ class PrefectExecutor:
             cache_policy=NONE,
             retries=self.retries,
             retry_delay_seconds=2,
+            retry_condition_fn=worth_retrying,
         )
         futures = [step.submit(index, args) for index, args in enumerate(argument_lists)]
         return [future.result() for future in futures]
+
+
+def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry what may pass a second time (a dropped connection, a crashed worker), not a
+    user error (it would fail again, later) nor a stop (the job is ending)."""
+    exc = state.result(raise_on_failure=False)
+    return not isinstance(exc, SmeltError | WorkerStopped)
 
 
 RUNNERS = ("process", "thread", "dask")

@@ -14,6 +14,18 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 from tests.s3server import MotoS3  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Each test leaves the process environment as it found it: a command run in-process
+    (`smelt.cli.main.main`) sets Prefect's logging levels and API address for its process, and
+    they must not reach the servers and workers later tests start."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """One moto S3 server on 127.0.0.1 for the whole session."""

@@ -1,24 +1,32 @@
-"""Checkpoints: snapshot to host memory, write a step directory atomically, find and verify.
+"""A run directory on disk: its layout (the one place its file names are spelled) and the
+checkpoint format `smelt-checkpoint-v1`.
 
-A checkpoint is `RUN/step_NNNNNNNN/` holding
+    RUN/run.json                 the configuration the run started with
+    RUN/metrics.jsonl            one JSON object per optimizer step
+    RUN/tb/                      TensorBoard event files
+    RUN/tokenizer.json           the tokenizer the shards were built with
+    RUN/sft_data/                fine-tuning runs: the conversations, tokenized once
+    RUN/step_NNNNNNNN/
+        model.safetensors        weights (model config in the header)
+        optimizer.safetensors    AdamW moments and step counts, keyed `<param>/<key>`
+        optimizer.json           parameter groups (hyperparameters, parameter names)
+        trainer.json             step, tokens, schedule, world size, configs, tokenizer SHA-256
+        ranks.json               per rank: data-loader position and every RNG state
+        config.json              the model config (what generate/export rebuild the model from)
+        COMPLETE                 {"format", "step", "files": {name: {"sha256", "bytes"}}}
 
-    model.safetensors      weights (model config in the header)
-    optimizer.safetensors  AdamW moments and step counts, keyed `<param>/<key>`
-    optimizer.json         parameter groups (hyperparameters, parameter names)
-    trainer.json           step, tokens seen, schedule, world size, train and model config
-    ranks.json             per rank: data-loader position and every RNG state
-    config.json            the model config (what generate/export rebuild the model from)
-    COMPLETE               {"step", "files": {name: {"sha256", "bytes"}}}: written last
-
-Locally the directory is built under a hidden temporary name and renamed into place, so a
-`step_*` directory is whole or absent; on S3 the marker is uploaded after every other file. A
-checkpoint without its marker, or whose files do not match the marker's checksums, is never
-resumed from. Nothing here unpickles: tensors are safetensors, the rest JSON.
+A step directory follows the stage contract of `smelt.storage.stage`: every file first, the
+`COMPLETE` marker last. Locally the directory is built under a hidden temporary name and
+renamed into place, so a `step_*` directory is whole or absent; on S3 the marker is uploaded
+after every other file and deleted first when pruning. A checkpoint without its marker, or
+whose files do not match the marker's checksums, is never resumed from. Nothing here
+unpickles: tensors are safetensors, the rest JSON.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -26,6 +34,7 @@ import re
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,21 +45,148 @@ from smelt import storage
 from smelt.errors import IntegrityError
 from smelt.model.checkpoint_io import load_weights, save_weights
 from smelt.model.config import ModelConfig
+from smelt.prep.layout import TokenizerLayout
+from smelt.storage.stage import Marker
 
 log = logging.getLogger(__name__)
 
 FORMAT = "smelt-checkpoint-v1"
-MARKER = "COMPLETE"
 _STEP_RE = re.compile(r"^step_(\d{8,})$")
 
 
-def step_name(step: int) -> str:
-    return f"step_{step:08d}"
+# ---- layout ---------------------------------------------------------------------------------
 
 
-def parse_step(name: str) -> int | None:
-    match = _STEP_RE.match(name)
-    return int(match.group(1)) if match else None
+@dataclass(frozen=True)
+class StepLayout:
+    """The files of one checkpoint directory `root` (a local path or an s3:// URI)."""
+
+    root: str
+
+    MODEL = "model.safetensors"
+    OPTIMIZER = "optimizer.safetensors"
+    OPTIMIZER_GROUPS = "optimizer.json"
+    TRAINER = "trainer.json"
+    RANKS = "ranks.json"
+    MODEL_CONFIG = "config.json"
+    MARKER = "COMPLETE"
+
+    def file(self, name: str) -> str:
+        return storage.join(self.root, name)
+
+    @property
+    def model(self) -> str:
+        return self.file(self.MODEL)
+
+    @property
+    def optimizer(self) -> str:
+        return self.file(self.OPTIMIZER)
+
+    @property
+    def trainer(self) -> str:
+        return self.file(self.TRAINER)
+
+    @property
+    def ranks(self) -> str:
+        return self.file(self.RANKS)
+
+    @property
+    def marker(self) -> Marker:
+        """The completion marker (any fingerprint: a run's identity lives in run.json)."""
+        return Marker(self.file(self.MARKER))
+
+    @property
+    def step(self) -> int | None:
+        return RunLayout.step_of(self.root)
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The files of a run directory `root` (a local path or an s3:// URI)."""
+
+    root: str
+
+    RUN_FILE = "run.json"
+    METRICS = "metrics.jsonl"
+    TENSORBOARD = "tb"
+    TOKENIZER = TokenizerLayout.TOKENIZER
+    SFT_DATA = "sft_data"
+
+    def file(self, name: str) -> str:
+        return storage.join(self.root, name)
+
+    @property
+    def run_file(self) -> str:
+        return self.file(self.RUN_FILE)
+
+    @property
+    def metrics(self) -> str:
+        return self.file(self.METRICS)
+
+    @property
+    def tensorboard(self) -> str:
+        return self.file(self.TENSORBOARD)
+
+    @property
+    def tokenizer(self) -> str:
+        return self.file(self.TOKENIZER)
+
+    @property
+    def sft_data(self) -> str:
+        """Conversation shards of a fine-tuning run (`smelt.prep.conversation_shards`)."""
+        return self.file(self.SFT_DATA)
+
+    def step(self, step: int) -> StepLayout:
+        return StepLayout(self.file(f"step_{step:08d}"))
+
+    def temporary_step_dir(self, step: int, purpose: str) -> str:
+        """A hidden sibling of `step(step)`: listings skip it, `remove_temporaries` clears it."""
+        return self.file(f".step_{step:08d}.{purpose}-{uuid.uuid4().hex[:8]}")
+
+    @staticmethod
+    def step_of(uri: str) -> int | None:
+        """The step of a `step_NNNNNNNN` directory URI, None for any other name."""
+        match = _STEP_RE.match(storage.basename(uri))
+        return int(match.group(1)) if match else None
+
+    def growing_files(self) -> list[str]:
+        """Run files that change while training (metrics, TensorBoard events), relative to
+        the root, that exist locally: what is mirrored to S3 after each checkpoint."""
+        found = [self.METRICS] if os.path.isfile(self.metrics) else []
+        for folder, _, names in os.walk(self.tensorboard):
+            found += [os.path.relpath(os.path.join(folder, n), self.root) for n in names]
+        return found
+
+    def run_files(self) -> list[str]:
+        """Every run file that exists locally, checkpoints excepted."""
+        fixed = [n for n in (self.RUN_FILE, self.TOKENIZER) if os.path.isfile(self.file(n))]
+        return fixed + self.growing_files()
+
+    def remove_temporaries(self) -> None:
+        """Delete the hidden directories of checkpoint writes a crash interrupted (local)."""
+        if os.path.isdir(self.root):
+            for name in os.listdir(self.root):
+                if name.startswith(".step_"):
+                    shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+
+
+def cache_root() -> str:
+    return os.environ.get("SMELT_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "smelt"
+    )
+
+
+def local_root(output: str, cache_dir: str | None = None) -> str:
+    """Where a run is written locally: the output itself, or for s3:// outputs a local mirror
+    (`cache_dir`, default `SMELT_CACHE_DIR`/runs/<hash of the URI>) that is uploaded."""
+    output = storage.normalize(output)
+    if not storage.is_s3(output):
+        return output
+    digest = hashlib.sha256(output.encode()).hexdigest()[:16]
+    return storage.normalize(cache_dir) if cache_dir else os.path.join(cache_root(), "runs", digest)
+
+
+# ---- a checkpoint in memory -----------------------------------------------------------------
 
 
 @dataclass
@@ -58,8 +194,8 @@ class Snapshot:
     """A checkpoint's content in host memory, detached from the live training state.
 
     `start_copy` launches the device-to-host copy (a CUDA side stream into pinned memory, or a
-    CPU thread cloning tensors) so that it overlaps the next forward/backward; the loop calls
-    `wait_copied` before the next optimizer step modifies the parameters.
+    CPU thread cloning tensors) so that it overlaps the next forward/backward; the manager
+    calls `wait_copied` before the next optimizer step modifies the parameters.
     """
 
     step: int
@@ -120,38 +256,32 @@ def _to_pinned(tensor: torch.Tensor) -> torch.Tensor:
 # ---- writing --------------------------------------------------------------------------------
 
 
-def write_local(snapshot: Snapshot, root: str) -> str:
-    """Write `snapshot` as `root/step_NNNNNNNN` atomically (temp dir + rename); returns its path."""
+def write_local(snapshot: Snapshot, run: RunLayout) -> StepLayout:
+    """Write `snapshot` as a step directory of the local `run`: every file, then the marker,
+    in a hidden directory renamed into place (whole or absent)."""
     snapshot.wait_copied()
-    final = os.path.join(root, step_name(snapshot.step))
-    tmp = os.path.join(root, f".{step_name(snapshot.step)}.tmp-{uuid.uuid4().hex[:8]}")
-    os.makedirs(tmp)
+    final = run.step(snapshot.step)
+    tmp = StepLayout(run.temporary_step_dir(snapshot.step, "tmp"))
+    os.makedirs(tmp.root)
     try:
         save_weights(
             {k: v.contiguous() for k, v in snapshot.model.items()},
-            os.path.join(tmp, "model.safetensors"),
+            tmp.model,
             config=snapshot.model_config,
         )
-        save_file(
-            {k: v.contiguous() for k, v in snapshot.optimizer.items()},
-            os.path.join(tmp, "optimizer.safetensors"),
-        )
+        save_file({k: v.contiguous() for k, v in snapshot.optimizer.items()}, tmp.optimizer)
         for name, content in snapshot.documents.items():
-            with open(os.path.join(tmp, name), "w", encoding="utf-8") as fh:
+            with open(tmp.file(name), "w", encoding="utf-8") as fh:
                 json.dump(content, fh, indent=1, sort_keys=True)
-        files = {name: _describe(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
+        files = {name: _describe(tmp.file(name)) for name in sorted(os.listdir(tmp.root))}
         for name in files:
-            _fsync(os.path.join(tmp, name))
-        marker = {"format": FORMAT, "step": snapshot.step, "files": files}
-        with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as fh:
-            json.dump(marker, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if os.path.exists(final):  # an older copy of the same step (a re-run after a crash)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+            _fsync(tmp.file(name))
+        tmp.marker.write({"format": FORMAT, "step": snapshot.step, "files": files})
+        if os.path.exists(final.root):  # an older copy of the same step (a re-run after a crash)
+            shutil.rmtree(final.root)
+        os.replace(tmp.root, final.root)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp.root, ignore_errors=True)
         raise
     return final
 
@@ -169,72 +299,95 @@ def _fsync(path: str) -> None:
 
 
 def complete_steps(run_uri: str) -> dict[int, str]:
-    """{step: step URI} of the complete checkpoints (marker present) under a run."""
+    """{step: step URI} of the complete checkpoints (marker present) directly under a run."""
     if not storage.exists(run_uri):
         return {}
+    run = storage.normalize(run_uri)
     found = {}
-    for uri in storage.list_files(run_uri, suffixes=[MARKER]):
+    for uri in storage.list_files(run_uri, suffixes=[StepLayout.MARKER]):
         step_dir = storage.parent(uri)
-        step = parse_step(storage.basename(step_dir))
+        step = RunLayout.step_of(step_dir)
         if (
-            storage.basename(uri) == MARKER
+            storage.basename(uri) == StepLayout.MARKER
             and step is not None
-            and storage.normalize(storage.parent(step_dir)) == storage.normalize(run_uri)
+            and storage.normalize(storage.parent(step_dir)) == run
         ):
             found[step] = step_dir
     return dict(sorted(found.items()))
 
 
-def read_marker(step_uri: str) -> dict[str, Any]:
-    try:
-        marker = json.loads(storage.read_text(storage.join(step_uri, MARKER)))
-    except FileNotFoundError:
+def read_marker(step: StepLayout) -> dict[str, Any]:
+    """The marker of a complete checkpoint; IntegrityError for an incomplete or foreign one."""
+    marker = step.marker.read()
+    if marker is None:
         raise IntegrityError(
-            f"{step_uri} has no {MARKER} marker: the checkpoint is incomplete; "
+            f"{step.root} has no {StepLayout.MARKER} marker: the checkpoint is incomplete; "
             "resume from an earlier step"
-        ) from None
+        )
     if marker.get("format") != FORMAT:
         raise IntegrityError(
-            f"{step_uri}: checkpoint format {marker.get('format')!r} is not {FORMAT!r}"
+            f"{step.root}: checkpoint format {marker.get('format')!r} is not {FORMAT!r}"
         )
     return marker
 
 
-def verify_local(step_dir: str) -> dict[str, Any]:
+def read_document(step: StepLayout, name: str) -> Any:
+    """One JSON file of a checkpoint (local or remote), e.g. `StepLayout.TRAINER`."""
+    return json.loads(storage.read_text(step.file(name)))
+
+
+def verify_local(step: StepLayout) -> dict[str, Any]:
     """Check every file of a local checkpoint against its marker; returns the marker."""
-    marker = read_marker(step_dir)
+    marker = read_marker(step)
     for name, expected in marker["files"].items():
-        path = os.path.join(step_dir, name)
+        path = step.file(name)
         if not os.path.isfile(path):
-            raise IntegrityError(f"checkpoint {step_dir} lacks {name}; it cannot be resumed")
+            raise IntegrityError(f"checkpoint {step.root} lacks {name}; it cannot be resumed")
         if storage.sha256_file(path) != expected["sha256"]:
             raise IntegrityError(
                 f"checkpoint file {path} does not match the SHA-256 in its "
-                f"{MARKER} marker (corrupted); delete {step_dir} to resume "
+                f"{StepLayout.MARKER} marker (corrupted); delete {step.root} to resume "
                 "from the previous checkpoint"
             )
     return marker
 
 
-def download(step_uri: str, local_dir: str) -> str:
-    """Copy a (remote) complete checkpoint into `local_dir` verified; the marker lands last."""
-    marker = read_marker(step_uri)
-    tmp = os.path.join(
-        os.path.dirname(local_dir), f".{os.path.basename(local_dir)}.dl-{uuid.uuid4().hex[:8]}"
-    )
-    os.makedirs(tmp)
+def download(remote: StepLayout, local: StepLayout) -> StepLayout:
+    """Copy a remote complete checkpoint to `local`, verified; its marker lands last."""
+    marker = read_marker(remote)
+    hidden = RunLayout(os.path.dirname(local.root)).temporary_step_dir(marker["step"], "dl")
+    tmp = StepLayout(hidden)
+    os.makedirs(tmp.root)
     try:
         for name in marker["files"]:
-            storage.get_file(storage.join(step_uri, name), os.path.join(tmp, name))
-        storage.get_file(storage.join(step_uri, MARKER), os.path.join(tmp, MARKER))
+            storage.get_file(remote.file(name), tmp.file(name))
+        tmp.marker.write(marker)
         verify_local(tmp)
-        if os.path.exists(local_dir):
-            shutil.rmtree(local_dir)
-        os.replace(tmp, local_dir)
+        if os.path.exists(local.root):
+            shutil.rmtree(local.root)
+        os.replace(tmp.root, local.root)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    log.info("downloaded checkpoint %s -> %s", step_uri, local_dir)
-    return local_dir
+        shutil.rmtree(tmp.root, ignore_errors=True)
+    log.info("downloaded checkpoint %s -> %s", remote.root, local.root)
+    return local
+
+
+Attempt = Callable[[Callable[[], Any], str], Any]
+
+
+def upload(local: StepLayout, remote: StepLayout, attempt: Attempt | None = None) -> None:
+    """Copy a local complete checkpoint to `remote`: every file, then the marker.
+
+    `attempt(action, description)` runs each transfer (the background writer retries there).
+    """
+    attempt = attempt or (lambda action, _what: action())
+    marker = read_marker(local)
+    for name in sorted(marker["files"]):
+        attempt(
+            lambda name=name: storage.put_file(local.file(name), remote.file(name)),
+            f"uploading {remote.file(name)}",
+        )
+    attempt(lambda: remote.marker.write(marker), f"uploading {remote.file(StepLayout.MARKER)}")
 
 
 @dataclass
@@ -245,42 +398,49 @@ class LoadedCheckpoint:
     model_config: ModelConfig
     model: dict[str, torch.Tensor]
     optimizer: dict[str, torch.Tensor]
-    optimizer_meta: dict[str, Any]
+    optimizer_groups: dict[str, Any]
 
 
-def load_local(step_dir: str, verify: bool = True) -> LoadedCheckpoint:
+def load_local(step: StepLayout, verify: bool = True) -> LoadedCheckpoint:
     """Read a local checkpoint (checksums verified first)."""
-    marker = verify_local(step_dir) if verify else read_marker(step_dir)
-
-    def read_json(name: str) -> Any:
-        with open(os.path.join(step_dir, name), encoding="utf-8") as fh:
-            return json.load(fh)
-
-    trainer = read_json("trainer.json")
-    model, _ = load_weights(os.path.join(step_dir, "model.safetensors"))
+    marker = verify_local(step) if verify else read_marker(step)
+    trainer = read_document(step, StepLayout.TRAINER)
+    model, _ = load_weights(step.model)
     return LoadedCheckpoint(
         step=marker["step"],
         trainer=trainer,
-        ranks=read_json("ranks.json"),
+        ranks=read_document(step, StepLayout.RANKS),
         model_config=ModelConfig.from_dict(trainer["model_config"]),
         model=model,
-        optimizer=load_file(os.path.join(step_dir, "optimizer.safetensors")),
-        optimizer_meta=read_json("optimizer.json"),
+        optimizer=load_file(step.optimizer),
+        optimizer_groups=read_document(step, StepLayout.OPTIMIZER_GROUPS),
     )
 
 
-# ---- pruning --------------------------------------------------------------------------------
+def tokenizer_sha256(step: StepLayout) -> str | None:
+    """The SHA-256 of the tokenizer a checkpoint was trained with, as it recorded it
+    (`trainer.json`; checkpoints written before it recorded it there: the loader state)."""
+    recorded = read_document(step, StepLayout.TRAINER).get("tokenizer_sha256")
+    if recorded:
+        return recorded
+    ranks = read_document(step, StepLayout.RANKS)
+    return (ranks[0].get("loader") or {}).get("tokenizer_sha256") if ranks else None
+
+
+# ---- deleting -------------------------------------------------------------------------------
+
+
+def delete(step: StepLayout) -> None:
+    """Delete a checkpoint, its marker first: a half-deleted one is never taken as complete."""
+    step.marker.clear()
+    storage.delete(step.root, recursive=True)
 
 
 def prune(run_uri: str, keep_last: int, protect: set[int] | frozenset[int] = frozenset()) -> None:
-    """Delete complete checkpoints older than the newest `keep_last` (marker first, so a
-    half-deleted checkpoint is never taken for a complete one)."""
+    """Delete the complete checkpoints older than the newest `keep_last` (not `protect`)."""
     steps = list(complete_steps(run_uri))
     for step in steps[: max(0, len(steps) - keep_last)]:
-        if step in protect:
-            continue
-        step_uri = storage.join(run_uri, step_name(step))
-        with contextlib.suppress(FileNotFoundError):
-            storage.delete(storage.join(step_uri, MARKER))
-        storage.delete(step_uri, recursive=True)
-        log.info("pruned checkpoint %s", step_uri)
+        if step not in protect:
+            with contextlib.suppress(FileNotFoundError):
+                delete(RunLayout(run_uri).step(step))
+            log.info("pruned checkpoint step %d of %s", step, run_uri)

@@ -9,16 +9,20 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from smelt import errors
 from smelt.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -129,3 +133,57 @@ def mean_across(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     value = value.detach().clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / info.world_size
+
+
+def on_main(work: Callable[[], T], info: DistInfo) -> T | None:
+    """`work()` on rank 0 (its result there, None on the other ranks). An error it raises is
+    raised on every rank (there as the same `SmeltError`, or a plain one), so that no peer
+    waits for a rank that gave up."""
+    if not info.enabled:
+        return work()
+    result: T | None = None
+    failure: Exception | None = None
+    if info.is_main:
+        try:
+            result = work()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, on every rank
+            failure = exc
+    outcome = broadcast_json(
+        None if failure is None else [type(failure).__name__, str(failure)], info
+    )
+    if failure is not None:
+        raise failure
+    if outcome is not None:
+        raise getattr(errors, outcome[0], errors.SmeltError)(outcome[1])
+    return result
+
+
+class ModelState:
+    """The model as a checkpoint component: weights by name. Under FSDP the full tensors are
+    gathered to rank 0's CPU when saving (a collective: every rank calls it), and each rank
+    takes its shards of the full state when loading."""
+
+    def __init__(self, model: nn.Module, fsdp: bool) -> None:
+        self.model, self.fsdp = model, fsdp
+
+    def state_dict(self) -> dict[str, Any]:
+        if not self.fsdp:
+            return dict(self.model.state_dict())
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_model_state_dict(self.model, options=options)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not self.fsdp:
+            self.model.load_state_dict(state)
+            return
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+        )
+
+        set_model_state_dict(self.model, state, options=StateDictOptions(full_state_dict=True))

@@ -8,17 +8,19 @@ on S3 (fetched and verified into the local cache).
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from smelt.errors import InputError
+from smelt import storage
+from smelt.errors import InputError, IntegrityError
 from smelt.model.checkpoint_io import load_model
 from smelt.model.config import ModelConfig
 from smelt.model.decoder import Decoder
+from smelt.training import checkpoint
+from smelt.training.checkpoint import StepLayout
+from smelt.training.manager import locate
 
 
 @dataclass
@@ -32,6 +34,7 @@ class OpenedCheckpoint:
     step: int
     tokens: int  # training tokens seen up to this checkpoint
     source: str  # the URI that was asked for
+    tokenizer_sha256: str | None = None  # of the tokenizer the checkpoint was trained with
 
     @property
     def config(self) -> ModelConfig:
@@ -48,25 +51,30 @@ class OpenedCheckpoint:
 
 
 def open_checkpoint(uri: str, device: str | torch.device = "cpu") -> OpenedCheckpoint:
-    """Load the checkpoint at `uri` (a run or one step) onto `device`, in eval mode."""
+    """Load the checkpoint at `uri` (a run or one step) onto `device`, in eval mode.
+
+    The run's tokenizer.json must be the tokenizer the checkpoint recorded (by SHA-256):
+    a model decoded with another vocabulary prints fluent nonsense, so it is refused."""
     from tokenizers import Tokenizer
 
-    from smelt.training.run_dir import locate_checkpoint
-
-    step_dir, tokenizer_path = locate_checkpoint(uri)
-    model = load_model(os.path.join(step_dir, "model.safetensors"), device=device).eval()
-    tokenizer = Tokenizer.from_file(tokenizer_path) if tokenizer_path else None
-    trainer_path = os.path.join(step_dir, "trainer.json")
-    trainer: dict[str, Any] = {}
-    if os.path.exists(trainer_path):
-        with open(trainer_path, encoding="utf-8") as fh:
-            trainer = json.load(fh)
+    step, manager = locate(uri)
+    tokenizer_path = manager.fetch_tokenizer()
+    recorded = checkpoint.tokenizer_sha256(step)
+    if tokenizer_path and recorded and storage.sha256_file(tokenizer_path) != recorded:
+        raise IntegrityError(
+            f"{manager.run.tokenizer} is not the tokenizer checkpoint {step.root} was trained "
+            f"with (SHA-256 {storage.sha256_file(tokenizer_path)[:12]}…, the checkpoint "
+            f"recorded {recorded[:12]}…); put the run's own tokenizer.json back"
+        )
+    model = load_model(step.model, device=device).eval()
+    trainer = checkpoint.read_document(step, StepLayout.TRAINER)
     return OpenedCheckpoint(
         model=model,
-        tokenizer=tokenizer,
+        tokenizer=Tokenizer.from_file(tokenizer_path) if tokenizer_path else None,
         tokenizer_path=tokenizer_path,
-        step_dir=step_dir,
+        step_dir=step.root,
         step=int(trainer.get("step", 0)),
         tokens=int(trainer.get("tokens", 0)),
         source=uri,
+        tokenizer_sha256=recorded,
     )

@@ -36,11 +36,13 @@ STATE_VERSION = 1
 
 @dataclass
 class Batch:
-    """inputs/targets (B, T) int64; doc_ids (B, T) int32: document index within each row."""
+    """inputs/targets (B, T) int64; doc_ids (B, T) int32: document index within each row;
+    weights (B, T) float32: per-target loss weights (fine-tuning batches)."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
     doc_ids: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
 
 
 def default_cache_dir(shards_uri: str) -> str:
@@ -162,11 +164,75 @@ class ShardReader:
         return local_bin, local_idx
 
 
-def _permutation(num_windows: int, seed: int, epoch: int) -> np.ndarray:
+def epoch_permutation(num_windows: int, seed: int, epoch: int) -> np.ndarray:
     """The window order of one epoch: a function of (seed, epoch) only."""
     rng = np.random.Generator(np.random.PCG64([seed, epoch]))
     dtype = np.int32 if num_windows < 2**31 else np.int64
     return rng.permutation(num_windows).astype(dtype, copy=False)
+
+
+class WindowStream:
+    """Window indices of one split in seeded epochs (epoch e is `epoch_permutation(n, seed, e)`).
+
+    Two ways to hand them out, over the same state (epoch, position):
+    - `take(n)`: the next n indices as one slice of the current epoch; when fewer than n are
+      left, the next epoch starts first (its tail is skipped). One shard set alone is read
+      this way, B x W windows a step, as it always was.
+    - `peek(n)` then `advance(n)`: the next n indices one by one, running from the end of an
+      epoch into the next without skipping any. A mixture reads each of its sets this way, a
+      few windows a step, allocated thousands at a time.
+    """
+
+    def __init__(self, num_windows: int, seed: int, epoch: int = 0, position: int = 0) -> None:
+        self.num_windows, self.seed = num_windows, seed
+        self.epoch, self.position = epoch, position
+        self._orders: dict[int, np.ndarray] = {}
+
+    def take(self, count: int) -> np.ndarray:
+        if count > self.num_windows:
+            raise InputError(
+                f"a take of {count} windows from a split of {self.num_windows}; lower the "
+                "batch or seq_len"
+            )
+        if self.position + count > self.num_windows:
+            self.epoch, self.position = self.epoch + 1, 0
+        taken = self.order(self.epoch)[self.position : self.position + count]
+        self.position += count
+        return taken
+
+    def peek(self, count: int) -> np.ndarray:
+        """The next `count` indices one by one, across epoch ends (the state is unchanged)."""
+        parts, epoch, position = [], self.epoch, self.position
+        while count:
+            if position == self.num_windows:
+                epoch, position = epoch + 1, 0
+            step = min(count, self.num_windows - position)
+            parts.append(self.order(epoch)[position : position + step])
+            position, count = position + step, count - step
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+    def advance(self, count: int) -> None:
+        """Move past `count` indices handed out by `peek`."""
+        while count and self.position + count > self.num_windows:
+            count -= self.num_windows - self.position
+            self.epoch, self.position = self.epoch + 1, 0
+        self.position += count
+
+    def runs_out(self, counts: list[int]) -> bool:
+        """Whether `counts` more windows, in order, would reach into another epoch."""
+        return self.position + sum(counts) > self.num_windows
+
+    def restore(self, epoch: int, position: int) -> None:
+        self.epoch, self.position = epoch, position
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The permutation of `epoch`, kept while it may be needed (from the current epoch on:
+        a peek may reach into the next)."""
+        if epoch not in self._orders:
+            keep = min(epoch, self.epoch)
+            self._orders = {e: o for e, o in self._orders.items() if e >= keep}
+            self._orders[epoch] = epoch_permutation(self.num_windows, self.seed, epoch)
+        return self._orders[epoch]
 
 
 class ShardLoader:
@@ -201,8 +267,15 @@ class ShardLoader:
                 f" windows of {seq_len + 1} tokens, fewer than one step needs "
                 f"({batch_size} x {world_size} ranks); lower the batch or seq_len"
             )
-        self.epoch, self.position = 0, 0
-        self._order: np.ndarray | None = None
+        self.stream = WindowStream(self.reader.num_windows, seed)
+
+    @property
+    def epoch(self) -> int:
+        return self.stream.epoch
+
+    @property
+    def position(self) -> int:
+        return self.stream.position
 
     @property
     def steps_per_epoch(self) -> int:
@@ -213,14 +286,8 @@ class ShardLoader:
             yield self.next_batch()
 
     def next_batch(self) -> Batch:
-        if self.position + self.step_windows > self.reader.num_windows:
-            self.epoch, self.position, self._order = self.epoch + 1, 0, None
-        if self._order is None:
-            self._order = _permutation(self.reader.num_windows, self.seed, self.epoch)
-        first = self.position + self.rank
-        indices = self._order[first : self.position + self.step_windows : self.world_size]
-        self.position += self.step_windows
-        return _collate([self.reader.window(int(i), self.with_doc_ids) for i in indices])
+        indices = self.stream.take(self.step_windows)[self.rank :: self.world_size]
+        return collate([self.reader.window(int(i), self.with_doc_ids) for i in indices])
 
     def state_dict(self) -> dict:
         """JSON-safe position: the next step starts at window `position` of epoch `epoch`."""
@@ -250,7 +317,7 @@ class ShardLoader:
                     f"this loader has {mine!r}; resume with the same shards, "
                     "seed and seq_len"
                 )
-        self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
+        self.stream.restore(int(state["epoch"]), int(state["position"]))
 
     def close(self) -> None:
         self.reader.close()
@@ -271,7 +338,7 @@ def eval_batches(
         total = reader.num_windows // batch_size
         limit = total if max_batches is None else min(total, max_batches)
         for b in range(limit):
-            yield _collate(
+            yield collate(
                 [
                     reader.window(i, with_doc_ids)
                     for i in range(b * batch_size, (b + 1) * batch_size)
@@ -281,7 +348,7 @@ def eval_batches(
         reader.close()
 
 
-def _collate(windows: list[tuple[np.ndarray, np.ndarray | None]]) -> Batch:
+def collate(windows: list[tuple[np.ndarray, np.ndarray | None]]) -> Batch:
     tokens = torch.from_numpy(np.stack([w for w, _ in windows]).astype(np.int64))
     doc_ids = None
     if windows[0][1] is not None:

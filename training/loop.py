@@ -1,12 +1,13 @@
-"""The training recipe: build, restore, then step / log / evaluate / checkpoint until done.
+"""The training recipe: build, restore, then for each step: batch, forward, backward, step,
+log, checkpoint, until done.
 
     python -m smelt.training.loop --shards URI --output URI --preset test ...
     torchrun --nproc-per-node 2 -m smelt.training.loop --shards URI --output URI ...
 
 take the same flags as `smelt train` (which runs this function inside the `train` Prefect flow,
 and calls it directly when it finds itself under torchrun). Every concern lives in its own
-component (config, optim, schedule, checkpoint, uploader, metrics, distributed, rng, loader);
-this module only puts them in order.
+component (config, preflight, checkpoint manager, optim, schedule, metrics, distributed, rng,
+loader); this module only puts them in order.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,25 +28,31 @@ from typing import Any
 import torch
 from torch import nn
 
-from smelt.errors import ConfigError, SmeltError
+from smelt import storage
+from smelt.errors import ConfigError, InputError, SmeltError
 from smelt.model.config import ModelConfig
 from smelt.model.decoder import Decoder
 from smelt.model.presets import DEFAULT_VOCAB, get_preset
-from smelt.prep.shard_format import open_manifest
-from smelt.training import distributed, optim, rng
-from smelt.training.checkpoint import LoadedCheckpoint
-from smelt.training.checkpointer import Checkpointer
+from smelt.prep.shard_format import Manifest
+from smelt.training import conversations, distributed, optim, preflight, warm_start
 from smelt.training.config import TrainConfig
-from smelt.training.distributed import DistInfo
-from smelt.training.loader import ShardLoader, eval_batches
-from smelt.training.metrics import MetricsLogger, Throughput, peak_flops
-from smelt.training.resume import prepare_run
-from smelt.training.run_dir import METRICS_FILE, RunDir
+from smelt.training.distributed import DistInfo, ModelState
+from smelt.training.loader import Batch, ShardReader, eval_batches
+from smelt.training.manager import CheckpointManager, Progress, UploadsPendingError
+from smelt.training.metrics import MetricsLogger, Throughput, peak_flops, read_metrics
+from smelt.training.mixture import MixtureLoader
+from smelt.training.optim import OptimizerState
+from smelt.training.rng import RNGState, seed_all
 from smelt.training.schedule import LRSchedule
+from smelt.training.sources import open_training_data
 
 log = logging.getLogger(__name__)
 
 StepCallback = Callable[[dict[str, Any]], None]
+SIGTERM_UPLOAD_WAIT_S = 3.0  # after SIGTERM or an error: a short wait, then exit
+# (model, step) -> metrics merged into that step's record, every eval_every steps (the
+# `--eval-task` evaluator of smelt.evaluation.in_training; any callable of that shape works)
+StepEvaluator = Callable[[nn.Module, int], dict[str, float]]
 
 
 class TrainingDivergedError(SmeltError):
@@ -63,24 +71,44 @@ class TrainResult:
     checkpoint_stalls_s: list[float] = field(default_factory=list)  # loop blocked per checkpoint
     seconds: float = 0.0  # the whole call, setup and final uploads included
     loop_seconds: float = 0.0  # the step loop alone (steps, logging, eval, checkpoint captures)
+    already_done: bool = False  # the run had reached --max-steps before this call
+    data: dict[str, Any] = field(default_factory=dict)  # the mixture drawn (per source, phase)
 
 
-def train(config: TrainConfig, on_step: StepCallback | None = None) -> TrainResult:
-    """Run (or resume) training; `on_step` receives a metrics record every `log_every` steps."""
+def train(
+    config: TrainConfig,
+    on_step: StepCallback | None = None,
+    evaluator: StepEvaluator | None = None,
+) -> TrainResult:
+    """Run (or resume) training; `on_step` receives a metrics record every `log_every` steps,
+    `evaluator` (model, step) -> metrics every `eval_every` steps.
+
+    Raises `UploadsPendingError` (after every rank finished) when checkpoints of an s3://
+    run are still only local once the bounded wait for their upload ran out."""
+    if config.eval_tasks and evaluator is None:
+        raise ConfigError("--eval-task needs `smelt train` (or torchrun -m smelt.cli.main train)")
     info = distributed.init(config.device)
     try:
-        result = Trainer(config, info, on_step).run()
+        trainer = Trainer(config, info, on_step, evaluator)
+        result = trainer.run()
         # Leave together: a rank that tears down its process group while a peer is still
         # finishing (rank 0 writes the last checkpoint) can abort the peer at exit. Only on
         # success: after an error the peers may never arrive.
         distributed.barrier()
-        return result
     finally:
         distributed.shutdown()
+    if trainer.not_uploaded is not None:
+        raise trainer.not_uploaded
+    return result
 
 
-def build_model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
-    """The preset with overrides; its vocabulary follows the shards unless set explicitly."""
+def build_model_config(
+    config: TrainConfig, vocab_size: int, base: warm_start.BaseCheckpoint | None = None
+) -> ModelConfig:
+    """The preset with overrides; its vocabulary follows the shards unless set explicitly.
+    A run started from a base (`--init-from`) has the base's architecture."""
+    if base is not None:
+        return _base_model_config(config, vocab_size, base)
     overrides = dict(config.model_overrides)
     explicit = overrides.pop("vocab_size", None)
     base = get_preset(config.preset, **overrides)
@@ -104,15 +132,42 @@ def build_model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
     return model_config
 
 
+def _base_model_config(
+    config: TrainConfig, vocab_size: int, base: warm_start.BaseCheckpoint
+) -> ModelConfig:
+    model_config = base.model_config
+    if config.model_overrides:
+        raise ConfigError(
+            f"--model-override cannot change the architecture of the base {base.source}; drop it"
+        )
+    if model_config.vocab_size < vocab_size:
+        raise ConfigError(
+            f"the base {base.source} has vocab_size {model_config.vocab_size} < the data's "
+            f"{vocab_size}; build the data with the base's tokenizer"
+        )
+    if config.seq_len > model_config.max_seq_len:
+        raise ConfigError(
+            f"--seq-len {config.seq_len} exceeds the max_seq_len {model_config.max_seq_len} of "
+            f"the base {base.source}; lower --seq-len"
+        )
+    return model_config
+
+
 class Trainer:
     """One training run on one rank; `run()` is the recipe."""
 
-    def __init__(self, config: TrainConfig, info: DistInfo, on_step: StepCallback | None) -> None:
-        self.config, self.info, self.on_step = config, info, on_step
+    def __init__(
+        self,
+        config: TrainConfig,
+        info: DistInfo,
+        on_step: StepCallback | None,
+        evaluator: StepEvaluator | None = None,
+    ) -> None:
+        self.config, self.info, self.on_step, self.evaluator = config, info, on_step, evaluator
         self.device = distributed.resolve_device(config.device, info)
-        self.run_dir = RunDir.for_output(config.output, config.cache_dir)
-        self.step, self.tokens = 0, 0
-        self.result = TrainResult(self.run_dir.output, 0, 0, None)
+        self.progress = Progress()
+        self.result = TrainResult(storage.normalize(config.output), 0, 0, None)
+        self.not_uploaded: UploadsPendingError | None = None
 
     # ---- the recipe ------------------------------------------------------------------------
 
@@ -120,30 +175,45 @@ class Trainer:
         started = time.perf_counter()
         if self.config.num_threads:
             torch.set_num_threads(self.config.num_threads)
-        manifest = open_manifest(self.config.shards)
-        self.model_config = build_model_config(self.config, manifest.vocab_size)
-        loaded = prepare_run(self.config, self.info, self.run_dir, manifest, self.model_config)
-        self.build(loaded)
-        self.metrics = MetricsLogger(self.run_dir.local_root, enabled=self.info.is_main)
-        self.checkpointer = Checkpointer(
-            self.run_dir,
-            self.info,
-            self.config,
-            self.model_config,
-            self.fsdp,
-            loaded.step if loaded else None,
-            run_files=lambda: [
-                METRICS_FILE,
-                *self.metrics.tensorboard_files(self.run_dir.local_root),
-            ],
-        )
-        self.has_val = bool(manifest.split("val"))
-        with self.uploads_on_exit():
+        self.data = open_training_data(self.config)
+        self.prepare(self.data.primary)
+        with self.finishing():
             loop_started = time.perf_counter()
+            if self.progress.step >= self.config.max_steps or self.data_finished():
+                self.already_done()
             self.loop()
             self.result.loop_seconds = time.perf_counter() - loop_started
         self.result.seconds = time.perf_counter() - started
         return self.result
+
+    def prepare(self, manifest: Manifest) -> None:
+        """Build, check, restore, and only then write: a refused run changes nothing."""
+        cfg, info = self.config, self.info
+        self.base = warm_start.find_base(cfg.init_from) if cfg.init_from else None
+        self.model_config = build_model_config(cfg, manifest.vocab_size, self.base)
+        self.data.check_seq_len(self.model_config.max_seq_len)
+        self.build()
+        self.checkpoints = self.checkpoint_manager(manifest)
+        plan = distributed.on_main(
+            lambda: preflight.check(
+                cfg, self.checkpoints, manifest, self.model_config, info.world_size
+            ),
+            info,
+        )
+        resumed = distributed.broadcast_json(plan.resume_step if plan else None, info)
+        self.checkpoints.restore(resumed)
+        if resumed is None and self.base is not None:  # a fresh run starts from the base
+            weights = warm_start.base_weights(self.base, info)
+            self.checkpoints.components["model"].load_state_dict(weights)
+        distributed.on_main(plan.apply if plan else lambda: None, info)
+        self.checkpoints.start()
+        self.result.resumed_from = resumed
+        self.metrics = MetricsLogger(
+            self.checkpoints.local.metrics, self.checkpoints.local.tensorboard, info.is_main
+        )
+        self.has_val = self.validation_possible(manifest)
+        if info.is_main and resumed is None and (note := cfg.schedule_note()):
+            log.warning(note)
 
     def loop(self) -> None:
         cfg = self.config
@@ -152,119 +222,175 @@ class Trainer:
             peak_flops(self.device, cfg.peak_flops),
             self.info.world_size,
         )
-        step_tokens = cfg.batch_size * cfg.seq_len * cfg.grad_accum * self.info.world_size
-        while self.step < cfg.max_steps:
+        while self.progress.step < cfg.max_steps and not self.data_finished():
             throughput.start()
-            lr = self.schedule.lr_at(self.step)
-            loss, grad_norm, stall = self.train_step(lr)
-            self.step, self.tokens = self.step + 1, self.tokens + step_tokens
+            lr = self.schedule.lr_at(self.progress.step)
+            loss, grad_norm, step_tokens = self.train_step(lr)
+            self.progress.step += 1
+            self.progress.tokens += step_tokens
             throughput.stop(step_tokens)
-            record = {
-                "step": self.step,
-                "loss": loss,
-                "lr": lr,
-                "tokens": self.tokens,
-                "grad_norm": grad_norm,
-                **throughput.report(),
-            }
-            if stall is not None:
-                record["ckpt_stall_s"] = round(stall, 6)
-            if self.should(cfg.eval_every) and self.has_val:
-                record["val_loss"] = self.result.val_loss = self.evaluate()
-            self.metrics.log(record)
-            self.result.loss, self.result.step, self.result.tokens = loss, self.step, self.tokens
-            if self.should(cfg.checkpoint_every):
-                self.checkpointer.save(
-                    self.step,
-                    self.tokens,
-                    self.raw_model,
-                    self.optimizer,
-                    self.loader,
-                    self.schedule,
-                )
-            if (
-                self.on_step
-                and self.info.is_main
-                and (self.step % cfg.log_every == 0 or self.step == cfg.max_steps)
-            ):
-                self.on_step({**record, "max_steps": cfg.max_steps})
+            record = self.log_step(loss, lr, grad_norm, throughput.report())
+            last = self.progress.step == cfg.max_steps or self.data_finished()
+            self.checkpoints.save(self.progress.step, last_step=last)
+            self.report(record, last)
+        if self.progress.step < cfg.max_steps and self.info.is_main:
+            log.warning(
+                "training stopped at step %d of %d: the data plan ended (its last phase is over)",
+                self.progress.step,
+                cfg.max_steps,
+            )
 
     def should(self, every: int) -> bool:
         """Every `every` steps and at the last one; never when `every` is 0."""
-        return every > 0 and (self.step % every == 0 or self.step == self.config.max_steps)
+        step = self.progress.step
+        return every > 0 and (step % every == 0 or step == self.config.max_steps)
 
     # ---- setup -----------------------------------------------------------------------------
 
-    def build(self, loaded: LoadedCheckpoint | None) -> None:
+    def build(self) -> None:
+        """Model, optimizer, schedule and loader, fresh from the seed (nothing is written)."""
         cfg, info = self.config, self.info
-        rng.seed_all(cfg.seed)
+        seed_all(cfg.seed)
         self.raw_model = Decoder(self.model_config).to(self.device)
         self.raw_model.set_activation_checkpointing(cfg.activation_checkpointing)
-        if loaded is not None:
-            self.raw_model.load_state_dict(loaded.model)
         self.model = distributed.wrap(self.raw_model, info, self.device, cfg.fsdp)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.optimizer = optim.build_optimizer(self.raw_model, cfg, self.device)
         self.schedule = LRSchedule.from_config(cfg)
-        self.loader = ShardLoader(
-            cfg.shards,
-            "train",
+        self.autocast_dtype = _autocast_dtype(cfg.dtype, self.device)
+        if cfg.batch_source == "conversations":  # fine-tuning data (`smelt sft`)
+            self.loader = conversations.ConversationLoader(
+                self.data.primary.root,
+                "train",
+                cfg.batch_size,
+                cfg.seq_len,
+                cfg.seed,
+                info.rank,
+                info.world_size,
+                cfg.end_of_turn_weight,
+            )
+            return
+        self.loader = MixtureLoader(
+            self.data,
             cfg.batch_size,
-            cfg.seq_len,
             cfg.seed,
             info.rank,
             info.world_size,
+            cfg.grad_accum,
             with_doc_ids=cfg.doc_mask,
         )
-        self.autocast_dtype = _autocast_dtype(cfg.dtype, self.device)
-        if loaded is None:
-            return
-        optim.load_state_tensors(
-            self.raw_model, self.optimizer, loaded.optimizer, loaded.optimizer_meta, full=self.fsdp
-        )
-        self.schedule = LRSchedule.from_state_dict(loaded.trainer["schedule"])
-        state = loaded.ranks[info.rank]
-        self.loader.load_state_dict(state["loader"])
-        rng.restore(state["rng"])
-        self.step, self.tokens = loaded.step, loaded.trainer["tokens"]
-        self.result.resumed_from = loaded.step
 
-    @property
-    def fsdp(self) -> bool:
-        return self.config.fsdp and self.info.enabled
+    def checkpoint_manager(self, manifest: Manifest) -> CheckpointManager:
+        """The manager over every piece of training state; it waits for its host copy
+        before each optimizer update (a step pre-hook: the update changes those tensors)."""
+        cfg = self.config
+        fsdp = cfg.fsdp and self.info.enabled
+        manager = CheckpointManager(
+            cfg.output,
+            cache_dir=cfg.cache_dir,
+            components={
+                "model": ModelState(self.raw_model, fsdp),
+                "optimizer": OptimizerState(self.raw_model, self.optimizer, full=fsdp),
+                "schedule": self.schedule,
+                "loader": self.loader,
+                "rng": RNGState(),
+                "progress": self.progress,
+            },
+            per_rank=("loader", "rng"),
+            interval=cfg.checkpoint_every,
+            keep_last=cfg.keep_last,
+            model_config=self.model_config,
+            facts={"train_config": cfg.to_dict(), "tokenizer_sha256": manifest.tokenizer_sha256},
+            info=self.info,
+        )
+        self.optimizer.register_step_pre_hook(manager.wait_for_copy)
+        return manager
+
+    def validation_possible(self, manifest: Manifest) -> bool:
+        """Whether the val split fills at least one batch; says once why not, when it has
+        some data but too little (an evaluation would have no batch: no val_loss)."""
+        cfg = self.config
+        if cfg.eval_every == 0 or not manifest.split("val"):
+            return False
+        if cfg.batch_source == "conversations":
+            return conversations.has_conversations(manifest.root, "val")
+        try:
+            windows = ShardReader(manifest, "val", cfg.seq_len).num_windows
+        except InputError:
+            windows = 0
+        if windows >= cfg.batch_size:
+            return True
+        if self.info.is_main:
+            log.warning(
+                "the val split of %s has %d windows of %d tokens, fewer than one batch of %d: "
+                "no val_loss is logged; lower --batch-size or build the shards with a larger "
+                "--val-fraction",
+                manifest.root,
+                windows,
+                cfg.seq_len + 1,
+                cfg.batch_size,
+            )
+        return False
+
+    def already_done(self) -> None:
+        """A rerun of a finished run: report where it stands (its last logged losses)."""
+        self.result.already_done = True
+        self.result.step, self.result.tokens = self.progress.step, self.progress.tokens
+        records = read_metrics(self.checkpoints.local.metrics) if self.info.is_main else []
+        last = [r for r in records if r["step"] == self.progress.step]
+        if last:
+            self.result.loss = last[-1].get("loss")
+            self.result.val_loss = last[-1].get("val_loss")
+        log.info("%s is already trained to step %d", self.result.output, self.progress.step)
 
     @contextlib.contextmanager
-    def uploads_on_exit(self) -> Iterator[None]:
-        """Wait for pending checkpoint uploads on any exit, SIGTERM included."""
+    def finishing(self) -> Iterator[None]:
+        """On any exit: close the metrics, finish the checkpoint writes, and wait for the
+        uploads at most --upload-timeout seconds (after SIGTERM or an error: a few)."""
         previous = None
-        if self.info.is_main and _in_main_thread():
+        if self.info.is_main and threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, _raise_system_exit)
+        wait = self.config.upload_timeout
+        failed = False
         try:
             yield
+        except BaseException:
+            wait, failed = min(wait, SIGTERM_UPLOAD_WAIT_S), True
+            raise
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             self.metrics.close()
-            self.result.checkpoints = self.checkpointer.close()
-            self.result.checkpoint_stalls_s = self.checkpointer.stalls
+            left = self.checkpoints.close(wait)
+            self.result.checkpoints = self.checkpoints.written_steps
+            self.result.checkpoint_stalls_s = self.checkpoints.stalls
+            if summary := getattr(self.loader, "summary", None):
+                self.result.data = summary()
             self.loader.close()
+            if left:
+                self.not_uploaded = self.checkpoints.pending_error(left, wait)
+                if failed:  # the run ends with another error: say it here, once
+                    log.error("%s", self.not_uploaded)
 
     # ---- one step --------------------------------------------------------------------------
 
-    def train_step(self, lr: float) -> tuple[float, float | None, float | None]:
+    def train_step(self, lr: float) -> tuple[float, float | None, int]:
         """Forward/backward over `grad_accum` micro-batches, clip, step. Returns the loss (mean
-        over ranks), the gradient norm and the time spent waiting for a checkpoint copy."""
+        over ranks), the gradient norm and the step's tokens (all ranks)."""
         cfg = self.config
         self.model.train()
         total = torch.zeros((), device=self.device)
+        tokens = 0
         for micro in range(cfg.grad_accum):
             batch = self.loader.next_batch()
+            tokens += batch.inputs.numel() * self.info.world_size
             last = micro == cfg.grad_accum - 1
             with self.sync_context(last), self.autocast():
                 loss = self.forward(
                     batch.inputs.to(self.device, non_blocking=True),
                     targets=batch.targets.to(self.device, non_blocking=True),
                     doc_ids=_maybe(batch.doc_ids, self.device),
+                    loss_weights=_maybe(batch.weights, self.device),
                 ).loss
                 loss = loss / cfg.grad_accum
             loss.backward()
@@ -272,20 +398,59 @@ class Trainer:
         mean_loss = distributed.mean_across(total, self.info).item()
         if not math.isfinite(mean_loss):  # the same value on every rank (all-reduced)
             raise TrainingDivergedError(
-                f"loss became {mean_loss} at step {self.step + 1} (run {self.run_dir.output}); "
-                f"training stopped before applying that update. The last good checkpoint is "
-                f"step {self.checkpointer.last_saved}; resume from it with a lower --lr or more "
-                "--warmup-steps"
+                f"loss became {mean_loss} at step {self.progress.step + 1} (run "
+                f"{self.result.output}); training stopped before applying that update. The "
+                f"last good checkpoint is step {self.checkpoints.last_saved}; resume from it "
+                "with a lower --lr or more --warmup-steps"
             )
         grad_norm = None
         if cfg.grad_clip > 0:
             norm = nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
             grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
-        stall = self.checkpointer.before_update()
         optim.set_lr(self.optimizer, lr)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return mean_loss, grad_norm, stall
+        return mean_loss, grad_norm, tokens
+
+    def log_step(
+        self, loss: float, lr: float, grad_norm: float | None, speed: dict[str, float]
+    ) -> dict[str, Any]:
+        """One metrics.jsonl record for the step just taken (validation loss when due)."""
+        record = {
+            "step": self.progress.step,
+            "loss": loss,
+            "lr": lr,
+            "tokens": self.progress.tokens,
+            "grad_norm": grad_norm,
+            **speed,
+            **self.data_metrics(),
+        }
+        stall = self.checkpoints.pop_stall()
+        if stall is not None:
+            record["ckpt_stall_s"] = round(stall, 6)
+        if self.has_val and self.should(self.config.eval_every):
+            record["val_loss"] = self.result.val_loss = self.evaluate()
+        if self.evaluator is not None and self.should(self.config.eval_every):
+            record.update(self.evaluator(self.raw_model, self.progress.step))
+        self.metrics.log(record)
+        self.result.loss, self.result.step = loss, self.progress.step
+        self.result.tokens = self.progress.tokens
+        return record
+
+    def report(self, record: dict[str, Any], last: bool) -> None:
+        """The progress callback, every `log_every` steps and at the last (rank 0)."""
+        step, cfg = self.progress.step, self.config
+        if self.on_step and self.info.is_main and (step % cfg.log_every == 0 or last):
+            self.on_step({**record, "max_steps": cfg.max_steps})
+
+    def data_metrics(self) -> dict[str, Any]:
+        """Tokens per source, epochs and phase, from a loader that reports them."""
+        report = getattr(self.loader, "metrics", None)
+        return report() if report else {}
+
+    def data_finished(self) -> bool:
+        """Whether the loader's data plan has ended (its last phase is over)."""
+        return bool(getattr(self.loader, "finished", False))
 
     def sync_context(self, last_micro_batch: bool) -> contextlib.AbstractContextManager:
         """DDP all-reduces gradients only on the last micro-batch of an accumulation."""
@@ -300,29 +465,36 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> float:
-        cfg = self.config
         self.model.eval()
         losses = []
-        for batch in eval_batches(
-            cfg.shards,
-            "val",
-            cfg.batch_size,
-            cfg.seq_len,
-            cfg.eval_batches,
-            with_doc_ids=cfg.doc_mask,
-        ):
+        for batch in self.validation_batches():
             with self.autocast():
                 losses.append(
                     self.forward(
                         batch.inputs.to(self.device),
                         targets=batch.targets.to(self.device),
                         doc_ids=_maybe(batch.doc_ids, self.device),
+                        loss_weights=_maybe(batch.weights, self.device),
                     ).loss
                 )
         self.model.train()
-        return float(torch.stack(losses).mean()) if losses else float("nan")
+        return float(torch.stack(losses).mean())
 
-    # ---- checkpoints -----------------------------------------------------------------------
+    def validation_batches(self) -> Iterator[Batch]:
+        cfg = self.config
+        root = self.data.primary.root
+        if cfg.batch_source == "conversations":
+            return conversations.eval_batches(
+                root, "val", cfg.batch_size, cfg.seq_len, cfg.eval_batches
+            )
+        return eval_batches(
+            root,
+            "val",
+            cfg.batch_size,
+            cfg.seq_len,
+            cfg.eval_batches,
+            with_doc_ids=cfg.doc_mask,
+        )
 
 
 def _maybe(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
@@ -333,12 +505,6 @@ def _autocast_dtype(name: str, device: torch.device) -> torch.dtype | None:
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     return None if name == "float32" else getattr(torch, name)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _raise_system_exit(signum: int, frame: Any) -> None:
@@ -363,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"trained to step {result.step} ({result.tokens} tokens), loss {result.loss}")
+        done = "already trained" if result.already_done else "trained"
+        print(f"{done} to step {result.step} ({result.tokens} tokens), loss {result.loss}")
     return 0
 
 

@@ -106,19 +106,19 @@ class Throughput:
 class MetricsLogger:
     """Appends one JSON line per step to metrics.jsonl and mirrors scalars to TensorBoard."""
 
-    def __init__(self, run_dir: str, enabled: bool = True, tensorboard: bool = True) -> None:
-        self.path = os.path.join(run_dir, "metrics.jsonl")
+    def __init__(self, path: str, tensorboard_dir: str | None, enabled: bool = True) -> None:
+        self.path = path
         self.enabled = enabled
         self._file = None
         self._writer = None
         if not enabled:
             return
-        os.makedirs(run_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        if tensorboard:
+        if tensorboard_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=os.path.join(run_dir, "tb"))
+            self._writer = SummaryWriter(log_dir=tensorboard_dir)
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -129,9 +129,8 @@ class MetricsLogger:
             step = record["step"]
             for key, value in record.items():
                 if key != "step" and isinstance(value, int | float) and value is not None:
-                    self._writer.add_scalar(
-                        f"train/{key}" if key != "val_loss" else "val/loss", value, step
-                    )
+                    tag = "val/loss" if key == "val_loss" else f"train/{key}"
+                    self._writer.add_scalar(key if "/" in key else tag, value, step)
 
     def flush(self) -> None:
         if self._writer is not None:
@@ -144,14 +143,3 @@ class MetricsLogger:
         if self._file is not None:
             self._file.close()
             self._file = None
-
-    def tensorboard_files(self, run_dir: str) -> list[str]:
-        """TensorBoard event files, relative to the run directory (for mirroring to S3)."""
-        tb = os.path.join(run_dir, "tb")
-        if not os.path.isdir(tb):
-            return []
-        return [
-            os.path.relpath(os.path.join(root, name), run_dir)
-            for root, _, names in os.walk(tb)
-            for name in names
-        ]

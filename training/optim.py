@@ -141,6 +141,22 @@ def load_state_tensors(
         ) from exc
 
 
+class OptimizerState:
+    """The optimizer as a checkpoint component: `{"tensors": {"<param>/<key>": tensor},
+    "param_groups": [...]}`, keyed by parameter name (`full`: FSDP shards gathered to rank 0)."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, full: bool) -> None:
+        self.model, self.optimizer, self.full = model, optimizer, full
+
+    def state_dict(self) -> dict[str, Any]:
+        tensors, groups = state_tensors(self.model, self.optimizer, full=self.full)
+        return {"tensors": tensors, **groups}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        groups = {k: v for k, v in state.items() if k != "tensors"}
+        load_state_tensors(self.model, self.optimizer, state["tensors"], groups, full=self.full)
+
+
 def _param_names(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
     """Parameter names in the optimizer's index order (the order of `state_dict()`)."""
     names = {id(p): n for n, p in model.named_parameters()}

@@ -55,3 +55,13 @@ def restore(state: dict[str, Any]) -> None:
     if state.get("cuda") and torch.cuda.is_available():
         cuda_states = [_decode(s) for s in state["cuda"]]
         torch.cuda.set_rng_state_all(cuda_states[: torch.cuda.device_count()])
+
+
+class RNGState:
+    """This process's generators as a checkpoint component (one state per rank)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return capture()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        restore(state)

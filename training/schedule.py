@@ -12,13 +12,13 @@ checkpoint: a resumed run rebuilds its schedule from the checkpoint, so changing
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from smelt.training.config import TrainConfig
 
 
-@dataclass(frozen=True)
+@dataclass
 class LRSchedule:
     kind: str  # 'wsd' | 'cosine'
     peak_lr: float
@@ -30,7 +30,7 @@ class LRSchedule:
     @classmethod
     def from_config(cls, config: TrainConfig) -> LRSchedule:
         total = config.max_steps
-        warmup = min(config.warmup_steps, total)
+        warmup = config.resolved_warmup_steps
         if config.schedule == "wsd":
             decay_start = max(warmup, total - math.ceil(config.decay_fraction * total))
         else:
@@ -61,6 +61,7 @@ class LRSchedule:
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> LRSchedule:
-        return cls(**state)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take the schedule of the run being resumed (fixed when it started)."""
+        for item in fields(self):
+            setattr(self, item.name, state[item.name])

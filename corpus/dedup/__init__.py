@@ -13,7 +13,7 @@ Stages (each a function over URIs, run as one Prefect task per partition or key 
 See `minhash.py` for the banding math and `layout.py` for the files.
 """
 
-from smelt.corpus.dedup.layout import partition_name, partition_state, previous_corpus, write_meta
+from smelt.corpus.dedup.layout import DedupLayout, partition_name, previous_corpus, write_meta
 from smelt.corpus.dedup.minhash import candidate_probability, signatures
 from smelt.corpus.dedup.pairs import Shard, find_pairs
 from smelt.corpus.dedup.plan import deduplicate
@@ -21,12 +21,12 @@ from smelt.corpus.dedup.removal import write_removals
 from smelt.corpus.dedup.signing import sign_partition
 
 __all__ = [
+    "DedupLayout",
     "Shard",
     "candidate_probability",
     "deduplicate",
     "find_pairs",
     "partition_name",
-    "partition_state",
     "previous_corpus",
     "sign_partition",
     "signatures",

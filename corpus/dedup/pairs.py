@@ -26,6 +26,7 @@ from smelt import storage
 from smelt.corpus import tables
 from smelt.corpus.config import DedupConfig
 from smelt.corpus.dedup.exact import EXACT_BAND
+from smelt.corpus.dedup.layout import DedupLayout
 from smelt.corpus.dedup.lsh import key_range
 from smelt.corpus.dedup.minhash import estimated_jaccard
 from smelt.storage.stage import Marker, fingerprint, run_once
@@ -67,6 +68,7 @@ class Shard:
     bands_uri: str
     signatures_uri: str
     version: str = ""  # fingerprint of the signing step: a re-signed partition reruns pairs
+    excluded: tuple[int, ...] = ()  # rows that are no references (superseded documents)
 
 
 def read_range(shards: list[Shard], low: int, high: int | None) -> tuple[np.ndarray, ...]:
@@ -75,9 +77,12 @@ def read_range(shards: list[Shard], low: int, high: int | None) -> tuple[np.ndar
     filters = [("key", ">=", low)] + ([("key", "<", high)] if high is not None else [])
     for shard in shards:
         table = tables.read_table(shard.bands_uri, filters=filters)
+        rows = table.column("row").to_numpy().astype(np.int64)
+        if shard.excluded:
+            keep = ~np.isin(rows, np.asarray(shard.excluded, np.int64))
+            table, rows = table.filter(pa.array(keep)), rows[keep]
         keys.append(table.column("key").to_numpy())
         bands.append(table.column("band").to_numpy())
-        rows = table.column("row").to_numpy().astype(np.int64)
         refs.append(pack_ref(shard.source, shard.partition, rows))
     if not keys:
         return np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros(0, np.int64)
@@ -190,11 +195,17 @@ def verify(pairs: np.ndarray, shards: list[Shard], config: DedupConfig) -> pa.Ta
 
 
 def find_pairs(
-    range_index: int, range_count: int, shards: list[Shard], pairs_uri: str, config: DedupConfig
+    range_index: int,
+    range_count: int,
+    shards: list[Shard],
+    layout: DedupLayout,
+    config: DedupConfig,
 ) -> dict[str, Any]:
-    """Verified duplicate pairs of one key range, written to `pairs_uri` (resumable)."""
+    """Verified duplicate pairs of one key range, written to `layout.pairs(range_index)`
+    (resumable)."""
+    pairs_uri = layout.pairs(range_index)
     marker = Marker(
-        pairs_uri + ".done",
+        layout.pairs_done(range_index),
         fingerprint(
             range_index,
             range_count,

@@ -20,6 +20,7 @@ from smelt import storage
 
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _CHUNK = 1 << 20
+_ZSTD_FEED = 1 << 10  # compressed bytes per decompression call (see _ZstdReader)
 
 
 class TruncatedInput(Exception):
@@ -36,10 +37,14 @@ def split_compression(uri: str) -> tuple[str, str | None]:
 
 
 class _ZstdReader(io.RawIOBase):
-    """Streaming zstd decompression that notices truncation.
+    """Streaming zstd decompression that notices truncation, in bounded memory.
 
     `zstandard`'s own stream reader returns a short read, without an error, when the last
     frame is cut off; this one raises `TruncatedInput` instead. Concatenated frames are read.
+    Compressed bytes go to the decompressor `_ZSTD_FEED` at a time: a zstd block can expand
+    about 32,768-fold (a 4-byte run-length block is 128 KiB), so one call yields at most
+    ~32 MiB whatever the input (a decompression bomb is read as slowly as any other file,
+    and the readers' per-document limits stop it).
     """
 
     def __init__(self, raw: IO[bytes]) -> None:
@@ -48,6 +53,8 @@ class _ZstdReader(io.RawIOBase):
         self._obj = self._dctx.decompressobj()
         self._pending = b""
         self._offset = 0
+        self._compressed = memoryview(b"")  # read from the file ...
+        self._fed = 0  # ... and decompressed up to here
         self._seen_input = False
         self._finished = False
         self._position = 0
@@ -61,8 +68,9 @@ class _ZstdReader(io.RawIOBase):
 
     def _fill(self) -> None:
         while self._offset >= len(self._pending) and not self._finished:
-            chunk = self._raw.read(_CHUNK)
-            if not chunk:
+            if self._fed >= len(self._compressed):
+                self._compressed, self._fed = memoryview(self._raw.read(_CHUNK)), 0
+            if not self._compressed:
                 self._finished = True
                 if self._seen_input and not self._obj.eof:
                     raise TruncatedInput("truncated zstd stream (the last frame is incomplete)")
@@ -70,12 +78,11 @@ class _ZstdReader(io.RawIOBase):
             self._seen_input = True
             if self._obj.eof:  # a new frame follows a complete one
                 self._obj = self._dctx.decompressobj()
-            out = [self._obj.decompress(chunk)]
-            while self._obj.eof and self._obj.unused_data:
-                rest = self._obj.unused_data
-                self._obj = self._dctx.decompressobj()
-                out.append(self._obj.decompress(rest))
-            self._pending, self._offset = b"".join(out), 0
+            feed = self._compressed[self._fed : self._fed + _ZSTD_FEED]
+            self._fed += len(feed)
+            self._pending, self._offset = self._obj.decompress(feed), 0
+            if self._obj.eof and self._obj.unused_data:  # the next frame starts in this feed
+                self._fed -= len(self._obj.unused_data)
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         try:

@@ -165,10 +165,11 @@ def test_keep_filtered_flag_sets_the_output_option(monkeypatch, tmp_path) -> Non
         return {"filtered": {}, "output": params.output}
 
     monkeypatch.setattr("smelt.cli.corpus.build_corpus", fake_build)
-    out = str(tmp_path / "o")
-    assert main(["corpus", "build", "--input", "x", "--output", out, "--keep-filtered"]) == 0
+    out, raw = str(tmp_path / "o"), tmp_path / "raw.txt"
+    raw.write_text("One document.")
+    assert main(["corpus", "build", "--input", str(raw), "--output", out, "--keep-filtered"]) == 0
     assert seen["params"].config_overrides == {"output": {"keep_filtered": True}}
-    assert main(["corpus", "build", "--input", "x", "--output", out]) == 0
+    assert main(["corpus", "build", "--input", str(raw), "--output", out]) == 0
     assert seen["params"].config_overrides == {}
     assert list(iter_filtered(out)) == []
 

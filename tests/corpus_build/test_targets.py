@@ -80,3 +80,13 @@ def test_a_build_with_a_glob_reference_counts_as_current_afterwards(tmp_path) ->
     assert current_fingerprint(tonight) is None  # not built yet
     build_corpus(tonight)
     assert current_fingerprint(resolve_request(params, datetime(2026, 11, 21, tzinfo=UTC)))
+
+
+def test_date_of_finds_the_night_a_uri_was_built_for() -> None:
+    from smelt.corpus.targets import date_of
+
+    template = "s3://lake/corpus/nightly/{date}"
+    assert date_of(template, "s3://lake/corpus/nightly/2026-11-21") == datetime(2026, 11, 21)
+    assert date_of(template, "s3://lake/corpus/main") is None
+    assert date_of(template, "s3://lake/corpus/nightly/2026-11-21/extra") is None
+    assert date_of("s3://lake/corpus/main", "s3://lake/corpus/main") is None

@@ -45,6 +45,7 @@ def partitions(root, rows, count=3):
 
 
 def removed_rows(uris):
+    """id -> kind of every removed document (row positions are checked elsewhere)."""
     return {row["id"]: row["kind"] for uri in uris if uri for row in pq.read_table(uri).to_pylist()}
 
 
@@ -111,7 +112,7 @@ def test_state_and_meta_persist_and_reruns_skip_finished_steps(tmp_path, vocab):
     stamp = signature_file.stat().st_mtime_ns
     # as after a kill -9 between outputs and marker: that one step reruns, the others are skipped
     os.remove(out / "dedup" / "signatures" / "part-00000.done")
-    os.remove(work / "dedup" / "pairs" / "range-00003.parquet.done")
+    os.remove(work / "dedup" / "pairs" / "range-00003.done")
     again = removed_rows(deduplicate(parts, str(work), str(out), DedupConfig()))
     assert again == first
     assert signature_file.stat().st_mtime_ns == stamp

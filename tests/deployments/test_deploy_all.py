@@ -10,18 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from smelt.deployments.deploy import PROJECT_DIR, deploy_all, ensure_work_pools
+from smelt.deployments.deploy import PROJECT_DIR, deploy_all, ensure_work_pools, pool_workers
+from smelt.deployments.runpod_job import RunPodVariables
 
 pytestmark = pytest.mark.slow
 
 EXPECTED = {
     "corpus-build/default": "process",
-    "corpus-build/nightly-rebuild": "process",
+    "nightly-build/default": "process",
     "tokenizer-train/default": "process",
     "shards-build/default": "process",
     "train/runpod": "runpod",
+    "sft/runpod": "runpod",
     "train/local": "process",
     "pretrain-pipeline/default": "process",
+    "evaluate/default": "process",
+    "evaluate/runpod": "runpod",
+    "data-ablation/default": "process",
 }
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -49,7 +54,11 @@ def test_every_deployment_is_registered_on_its_pool(deployed):
     for name, pool in EXPECTED.items():
         assert name in deployed, f"{name} missing; got {sorted(deployed)}"
         assert deployed[name]["work_pool_name"] == pool
-    assert deployed["train/runpod"]["job_variables"]["gpu_type"] == "NVIDIA GeForce RTX 4090"
+    runpod_variables = deployed["train/runpod"]["job_variables"]
+    assert runpod_variables["gpu_type"] == "NVIDIA GeForce RTX 4090"
+    assert set(runpod_variables) <= set(RunPodVariables.model_fields)  # no unknown variable
+    RunPodVariables(**runpod_variables)
+    assert set(runpod_variables["secrets"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     assert deployed["train/runpod"]["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "/app"}}
     ]
@@ -68,16 +77,23 @@ def test_parameter_schemas_are_forms_with_dropdowns(deployed):
     assert schema["definitions"]["CorpusStage"]["properties"]["inputs"]["description"]
     assert "params" in deployed["corpus-build/default"]["parameter_openapi_schema"]["properties"]
     assert "config" in deployed["train/runpod"]["parameter_openapi_schema"]["properties"]
+    ablation = deployed["data-ablation/default"]["parameter_openapi_schema"]
+    assert {"ProxyPlan", "Recipe", "EvalPlan"} <= set(ablation["definitions"])
+    evaluate = deployed["evaluate/default"]["parameter_openapi_schema"]
+    assert {"checkpoint", "output", "tasks", "all_checkpoints"} <= set(evaluate["properties"])
+    assert "config" in deployed["sft/runpod"]["parameter_openapi_schema"]["properties"]
 
 
-def test_nightly_rebuild_schedule_and_concurrency(deployed):
-    nightly = deployed["corpus-build/nightly-rebuild"]
+def test_nightly_build_schedule_and_concurrency(deployed):
+    nightly = deployed["nightly-build/default"]
     [schedule] = nightly["schedules"]
     assert schedule["schedule"]["cron"] == "0 2 * * *"
     assert schedule["schedule"]["timezone"] == "Europe/Berlin"
     assert schedule["active"] is True
     params = nightly["parameters"]["params"]
-    assert params["output"] == "s3://smelt-data/corpus/nightly/{date}"
+    assert params["corpus"] == "s3://smelt-data/corpus/nightly/{date}"
+    assert params["shards"] == "s3://smelt-data/shards/nightly/{date}"
+    assert params["tokenizer"] == "s3://smelt-data/tokenizer"
     assert params["dedup_against"] == [
         "s3://smelt-data/corpus/main",
         "s3://smelt-data/corpus/nightly/*",
@@ -87,12 +103,12 @@ def test_nightly_rebuild_schedule_and_concurrency(deployed):
     assert not any(
         deployment["schedules"]
         for name, deployment in deployed.items()
-        if name != "corpus-build/nightly-rebuild"
+        if name != "nightly-build/default"
     )
 
 
 def test_scheduler_creates_the_upcoming_nightly_runs(deployed, prefect_api):
-    nightly_id = deployed["corpus-build/nightly-rebuild"]["id"]
+    nightly_id = deployed["nightly-build/default"]["id"]
     query = {
         "deployments": {"id": {"any_": [nightly_id]}},
         "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
@@ -103,7 +119,7 @@ def test_scheduler_creates_the_upcoming_nightly_runs(deployed, prefect_api):
     while time.monotonic() < deadline and not runs:
         runs = prefect_api.post("/flow_runs/filter", query)
         time.sleep(2)
-    assert runs, "the scheduler created no run of corpus-build/nightly-rebuild within 90 s"
+    assert runs, "the scheduler created no run of nightly-build/default within 90 s"
     times = sorted(run["next_scheduled_start_time"] or run["expected_start_time"] for run in runs)
     from datetime import datetime
     from zoneinfo import ZoneInfo
@@ -122,7 +138,7 @@ def test_ui_lists_deployments_and_nightly_schedule(deployed, prefect_server, tmp
 
     shots = Path(os.environ.get("SMELT_ARTIFACT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
-    nightly_id = deployed["corpus-build/nightly-rebuild"]["id"]
+    nightly_id = deployed["nightly-build/default"]["id"]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
@@ -130,7 +146,7 @@ def test_ui_lists_deployments_and_nightly_schedule(deployed, prefect_server, tmp
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(f"{prefect_server.ui_url}/deployments", timeout=60_000)
-            for name in ("nightly-rebuild", "pretrain-pipeline", "runpod"):
+            for name in ("nightly-build", "pretrain-pipeline", "runpod"):
                 page.get_by_text(name).first.wait_for(timeout=60_000)
             page.get_by_text("02:00").first.wait_for(timeout=60_000)
             listing = page.inner_text("body")
@@ -138,21 +154,23 @@ def test_ui_lists_deployments_and_nightly_schedule(deployed, prefect_server, tmp
             page.goto(
                 f"{prefect_server.ui_url}/deployments/deployment/{nightly_id}", timeout=60_000
             )
-            for text in ("02:00", "corpus-build", "process"):
+            for text in ("02:00", "nightly-build", "process"):
                 page.get_by_text(text).first.wait_for(timeout=60_000)
             detail = page.inner_text("body")
-            page.screenshot(path=str(shots / "nightly-rebuild.png"), full_page=True)
+            page.screenshot(path=str(shots / "nightly-build.png"), full_page=True)
         finally:
             browser.close()
     for name in EXPECTED:
         assert name.split("/")[1] in listing and name.split("/")[0] in listing
     assert "At 02:00 AM every day" in listing, listing[:2000]
-    assert "nightly-rebuild" in detail and "corpus-build" in detail, detail[:2000]
+    assert "nightly-build" in detail and "default" in detail, detail[:2000]
     assert (shots / "deployments.png").stat().st_size > 10_000
 
 
 def test_smelt_server_registers_pools_prints_the_url_and_stops_on_ctrl_c(tmp_path):
-    """`smelt server` on a fresh home: healthy, pools created, URL printed; SIGINT stops it."""
+    """`smelt server` on a fresh home: healthy, pools created, URL printed; SIGINT stops it.
+    With `--no-worker` it starts no worker and says how to start one (the default worker is
+    tested in test_server_worker.py)."""
     import signal
     import subprocess
     import sys
@@ -172,6 +190,7 @@ def test_smelt_server_registers_pools_prints_the_url_and_stops_on_ctrl_c(tmp_pat
             "--home",
             str(tmp_path / "home"),
             "--no-deploy",
+            "--no-worker",
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -187,6 +206,8 @@ def test_smelt_server_registers_pools_prints_the_url_and_stops_on_ctrl_c(tmp_pat
         output = "".join(lines)
         assert f"Prefect UI: http://127.0.0.1:{port}" in output, output
         assert "Work pools: process, runpod (created process, runpod)" in output, output
+        assert "prefect worker start --pool process" in output, output
+        assert pool_workers(f"http://127.0.0.1:{port}/api", "process") == []
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
     finally:

@@ -95,3 +95,48 @@ def test_never_materializes_full_logits():
     with _LargestTensor() as plain:  # the probe does see full logits when they exist
         reference_cross_entropy(hidden, weight, targets).backward()
     assert plain.largest >= n * vocab
+
+
+@pytest.mark.parametrize("chunk", [7, 1000])
+@pytest.mark.parametrize("softcap", [None, 4.0])
+def test_weighted_loss_and_gradients_equal_the_weighted_mean(chunk, softcap):
+    hidden, weight, targets = _inputs()
+    weights = torch.ones(len(targets), dtype=torch.float64)
+    weights[5::6] = 3.0  # e.g. the end-of-turn tokens boosted
+    ours = chunked_cross_entropy(
+        hidden, weight, targets, softcap=softcap, chunk_tokens=chunk, weights=weights
+    )
+    gh, gw = torch.autograd.grad(ours, (hidden, weight))
+    ref = reference_cross_entropy(hidden, weight, targets, softcap=softcap, weights=weights)
+    rh, rw = torch.autograd.grad(ref, (hidden, weight))
+    torch.testing.assert_close(ours.double(), ref.double(), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(gh, rh, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(gw, rw, atol=1e-6, rtol=1e-6)
+    plain = reference_cross_entropy(hidden, weight, targets, softcap=softcap)
+    assert abs(ref.item() - plain.item()) > 1e-3  # the weights do change the loss
+    with torch.no_grad():
+        no_grad = chunked_cross_entropy(hidden, weight, targets, softcap=softcap, weights=weights)
+    torch.testing.assert_close(no_grad.double(), ref.double(), atol=1e-6, rtol=1e-6)
+
+
+def test_decoder_loss_weights_use_only_counted_positions():
+    """With loss weights the head sees only counted positions; of weights all ones the loss and
+    the gradients are those of the plain loss."""
+    from tests.model.conftest import tiny_model
+
+    model = tiny_model()
+    idx = torch.randint(0, 97, (2, 24))
+    targets = idx.roll(-1, dims=1)
+    targets[:, :10] = -100
+    targets[:, -1] = -100
+    plain = model(idx, targets=targets).loss
+    plain_grads = torch.autograd.grad(plain, list(model.parameters()))
+    ones = torch.ones(targets.shape)
+    weighted = model(idx, targets=targets, loss_weights=ones).loss
+    weighted_grads = torch.autograd.grad(weighted, list(model.parameters()))
+    torch.testing.assert_close(weighted, plain, atol=1e-6, rtol=1e-6)
+    for a, b in zip(weighted_grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    boosted = ones.clone()
+    boosted[:, 20] = 5.0
+    assert abs(model(idx, targets=targets, loss_weights=boosted).loss.item() - plain.item()) > 1e-4

@@ -10,7 +10,6 @@ import sys
 import pytest
 
 from smelt.cli.main import build_parser
-from smelt.cli.options import formatter
 from tests.shards.corpus_factory import tree_bytes
 from tests.shards.fixtures import SHARD_TOKENS, TINY_VOCAB, VAL_FRACTION
 
@@ -91,21 +90,3 @@ def _command(*names: str) -> argparse.ArgumentParser:
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         parser = sub.choices[name]
     return parser
-
-
-@pytest.mark.parametrize(
-    "command", [("tokenizer", "train"), ("shards", "build"), ("shards", "verify")]
-)
-def test_every_flag_has_help_with_its_default(command):
-    parser = _command(*command)
-    shown = " ".join(parser.format_help().split())
-    assert parser.description
-    for action in parser._actions:
-        if isinstance(action, argparse._HelpAction):
-            continue
-        assert action.help, f"{action.dest} has no help"
-        rendered = formatter("smelt")._get_help_string(action)
-        if action.option_strings and not action.required and action.default not in (None, False):
-            assert "(default:" in rendered, f"{action.dest} does not show its default"
-            if isinstance(action.default, int | float) and not isinstance(action.default, bool):
-                assert f"(default: {action.default})" in shown, action.dest

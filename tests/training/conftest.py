@@ -1,4 +1,4 @@
-"""Training fixtures: a tiny real tokenizer and token shards in the exact DESIGN.md format.
+"""Training fixtures: a tiny real tokenizer and token shards in the exact ARCHITECTURE.md format.
 
 The tokenizer is a byte-level BPE (512 tokens) trained on Python's own documentation topics
 (`pydoc_data`, in the standard library); the shards are those documents encoded, written with
@@ -13,9 +13,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+
+from smelt.training.config import TrainConfig
 
 VOCAB = 512
 # A model small enough that 60 CPU steps take a few seconds (the `test` preset, narrowed).
@@ -34,6 +37,8 @@ TINY_MODEL = [
     "n_kv_heads=1",
 ]
 REPO = Path(__file__).resolve().parents[2]
+# An even smaller model for in-process runs of a few steps.
+TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2, "n_kv_heads": 1, "ffn_hidden": 64}
 
 
 def _texts() -> list[str]:
@@ -57,13 +62,16 @@ def build_tokenizer(path: Path) -> None:
     tokenizer.save(str(path))
 
 
-def write_shards(root: Path, tokenizer_path: Path, docs_per_shard: int = 30) -> None:
-    """Encode the documents; ~10% go to val; shards as DESIGN.md fixes them."""
+def write_shards(
+    root: Path, tokenizer_path: Path, docs_per_shard: int = 30, texts: list[str] | None = None
+) -> None:
+    """Encode the documents (default: every pydoc topic); ~10% go to val; shards as ARCHITECTURE.md
+    fixes them."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
     eos = tokenizer.token_to_id("<|endoftext|>")
-    texts = _texts()
+    texts = _texts() if texts is None else texts
     splits = {
         "train": [t for i, t in enumerate(texts) if i % 10],
         "val": [t for i, t in enumerate(texts) if i % 10 == 0],
@@ -112,9 +120,45 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(root)
 
 
+@pytest.fixture(scope="session")
+def mixture_sets(shards: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Three shard sets of different text, sharing the `shards` tokenizer: "even" and "odd"
+    pydoc topics, and "code" (standard-library modules); no window occurs in two of them."""
+    from tests.shards.corpus_factory import stdlib_sources
+
+    root = tmp_path_factory.mktemp("mixture")
+    topics = _texts()
+    texts = {
+        "even": topics[0::2],
+        "odd": topics[1::2],
+        "code": [text for _, text in stdlib_sources(160_000)],
+    }
+    tokenizer = Path(shards, "tokenizer.json")
+    for name, docs in texts.items():
+        write_shards(root / name, tokenizer, texts=docs)
+    return {name: str(root / name) for name in texts}
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMELT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def small_config(shards: str, output: str | Path, **changes: Any) -> TrainConfig:
+    """A TrainConfig of a few steps of the TINY model (in-process tests)."""
+    values: dict[str, Any] = dict(
+        shards=shards,
+        output=str(output),
+        model_overrides=dict(TINY),
+        max_steps=4,
+        batch_size=2,
+        seq_len=16,
+        warmup_steps=1,
+        checkpoint_every=2,
+        num_threads=1,
+    )
+    values.update(changes)
+    return TrainConfig(**values)
 
 
 def train_args(shards: str, output: str, *extra: str, steps: int = 60) -> list[str]:

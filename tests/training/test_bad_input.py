@@ -12,29 +12,16 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from smelt.errors import ConfigError, InputError
-from smelt.storage import sha256_file
-from smelt.training.checkpoint import MARKER, complete_steps
+from smelt.storage import sha256_bytes, sha256_file
+from smelt.training.checkpoint import complete_steps
 from smelt.training.config import TrainConfig
 from smelt.training.loop import TrainingDivergedError, train
 from smelt.training.metrics import read_metrics
-
-TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2, "n_kv_heads": 1, "ffn_hidden": 64}
+from tests.training.conftest import TINY, small_config
 
 
 def _config(shards: str, output: Path, **changes) -> TrainConfig:
-    values = dict(
-        shards=shards,
-        output=str(output),
-        model_overrides=dict(TINY),
-        max_steps=4,
-        batch_size=2,
-        seq_len=16,
-        warmup_steps=1,
-        checkpoint_every=2,
-        num_threads=1,
-    )
-    values.update(changes)
-    return TrainConfig(**values)
+    return small_config(shards, output, **changes)
 
 
 def _copy(shards: str, tmp_path: Path) -> Path:
@@ -92,9 +79,9 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
     tensors["norm.weight"] = torch.full_like(tensors["norm.weight"], float("nan"))
     save_file(tensors, str(weights), metadata=metadata)
-    marker = json.loads((step_dir / MARKER).read_text())
+    marker = json.loads((step_dir / "COMPLETE").read_text())
     marker["files"]["model.safetensors"]["sha256"] = sha256_file(str(weights))
-    (step_dir / MARKER).write_text(json.dumps(marker))
+    (step_dir / "COMPLETE").write_text(json.dumps(marker))
 
     with pytest.raises(TrainingDivergedError, match="at step 5 .*last good checkpoint is step 4"):
         train(_config(shards, run, max_steps=8))
@@ -105,3 +92,27 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
 def test_missing_shards_are_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="manifest.json not found"):
         train(_config(str(tmp_path / "nowhere"), tmp_path / "run"))
+
+
+def test_val_split_smaller_than_a_batch_warns_once_and_logs_no_val_loss(
+    shards: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    copy = _copy(shards, tmp_path)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    val = [s for s in manifest["shards"] if s["split"] == "val"]
+    manifest["shards"] = [s for s in manifest["shards"] if s["split"] == "train"] + val[:1]
+    first = val[0]
+    tokens = (copy / first["path"]).read_bytes()[: 40 * 4]  # 40 tokens: 2 windows of 17
+    (copy / first["path"]).write_bytes(tokens)
+    idx = copy / first["path"].replace(".bin", ".idx")
+    idx.write_bytes((40).to_bytes(8, "little"))
+    first.update(num_tokens=40, num_docs=1, bytes=len(tokens), sha256=sha256_bytes(tokens))
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+
+    run = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="smelt.training.loop"):
+        train(_config(str(copy), run, batch_size=4, eval_every=2))
+    warnings = [r.getMessage() for r in caplog.records if "val split" in r.getMessage()]
+    assert len(warnings) == 1 and "fewer than one batch" in warnings[0]
+    records = read_metrics(str(run / "metrics.jsonl"))
+    assert len(records) == 4 and not any("val_loss" in r for r in records)

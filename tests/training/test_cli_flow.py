@@ -16,36 +16,37 @@ from smelt.training.metrics import read_metrics
 from tests.training.conftest import TINY_MODEL
 
 
+def _train_args(shards: str, output: Path) -> list[str]:
+    return [
+        "train",
+        "--shards",
+        shards,
+        "--output",
+        str(output),
+        *TINY_MODEL,
+        "--max-steps",
+        "12",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "32",
+        "--checkpoint-every",
+        "6",
+        "--eval-every",
+        "6",
+        "--eval-batches",
+        "2",
+        "--num-threads",
+        "1",
+        "--log-every",
+        "3",
+    ]
+
+
 @pytest.fixture(scope="module")
 def trained_run(shards: str, tmp_path_factory: pytest.TempPathFactory, prefect_harness) -> Path:
     output = tmp_path_factory.mktemp("cli") / "run"
-    code = main(
-        [
-            "train",
-            "--shards",
-            shards,
-            "--output",
-            str(output),
-            *TINY_MODEL,
-            "--max-steps",
-            "12",
-            "--batch-size",
-            "4",
-            "--seq-len",
-            "32",
-            "--checkpoint-every",
-            "6",
-            "--eval-every",
-            "6",
-            "--eval-batches",
-            "2",
-            "--num-threads",
-            "1",
-            "--log-every",
-            "3",
-        ]
-    )
-    assert code == 0
+    assert main(_train_args(shards, output)) == 0
     return output
 
 
@@ -79,6 +80,15 @@ def test_train_cli_runs_the_flow_with_artifacts(trained_run: Path) -> None:
     rows = json.loads(table) if isinstance(table, str) else table
     assert [row["step"] for row in rows] == [3, 6, 9, 12]
     assert by_key["train-progress"].data == pytest.approx(100.0)
+
+
+def test_train_again_says_the_run_is_finished_with_its_real_progress(
+    shards: str, trained_run: Path, capsys: pytest.CaptureFixture
+) -> None:
+    capsys.readouterr()
+    assert main([*_train_args(shards, trained_run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"{trained_run} is already trained to step 12 ({12 * 4 * 32:,} tokens)" in out
 
 
 def test_generate_streams_greedy_text(trained_run: Path, capsys: pytest.CaptureFixture) -> None:

@@ -15,7 +15,7 @@ from smelt.errors import ConfigError, IntegrityError
 from smelt.model.decoder import Decoder
 from smelt.model.presets import get_preset
 from smelt.training import checkpoint, optim, rng
-from smelt.training.checkpoint import Snapshot
+from smelt.training.checkpoint import RunLayout, Snapshot, StepLayout
 from smelt.training.config import TrainConfig, parse_overrides
 from smelt.training.schedule import LRSchedule
 
@@ -48,7 +48,8 @@ def test_cosine_schedule_and_state_roundtrip() -> None:
     assert sched.decay_start == 5
     mid = sched.lr_at(5 + 22)
     assert sched.min_lr < mid < sched.peak_lr
-    again = LRSchedule.from_state_dict(json.loads(json.dumps(sched.state_dict())))
+    again = LRSchedule.from_config(_config(max_steps=10))
+    again.load_state_dict(json.loads(json.dumps(sched.state_dict())))
     assert [again.lr_at(s) for s in range(60)] == [sched.lr_at(s) for s in range(60)]
 
 
@@ -103,14 +104,14 @@ def _snapshot(step: int) -> Snapshot:
         dict(model.state_dict()),
         {"embed.weight/exp_avg": torch.ones(3)},
         {
-            "trainer.json": {
+            StepLayout.TRAINER: {
                 "step": step,
                 "tokens": 0,
                 "world_size": 1,
                 "model_config": model.config.to_dict(),
             },
-            "ranks.json": [{"rank": 0}],
-            "optimizer.json": {"param_groups": []},
+            StepLayout.RANKS: [{"rank": 0}],
+            StepLayout.OPTIMIZER_GROUPS: {"param_groups": []},
         },
     )
 
@@ -118,29 +119,30 @@ def _snapshot(step: int) -> Snapshot:
 def test_checkpoint_write_verify_and_corruption(tmp_path: Path) -> None:
     snap = _snapshot(5)
     snap.start_copy()
-    path = checkpoint.write_local(snap, str(tmp_path))
-    assert os.path.basename(path) == "step_00000005"
+    step = checkpoint.write_local(snap, RunLayout(str(tmp_path)))
+    assert os.path.basename(step.root) == "step_00000005"
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temp dir left
-    marker = checkpoint.verify_local(path)
+    marker = checkpoint.verify_local(step)
     assert set(marker["files"]) >= {"model.safetensors", "optimizer.safetensors", "ranks.json"}
-    loaded = checkpoint.load_local(path)
+    loaded = checkpoint.load_local(step)
     assert loaded.step == 5 and torch.equal(loaded.optimizer["embed.weight/exp_avg"], torch.ones(3))
-    with open(os.path.join(path, "optimizer.safetensors"), "r+b") as fh:
+    with open(step.optimizer, "r+b") as fh:
         fh.seek(-1, os.SEEK_END)
         last = fh.read(1)
         fh.seek(-1, os.SEEK_END)
         fh.write(bytes([last[0] ^ 1]))
     with pytest.raises(IntegrityError, match="optimizer.safetensors"):
-        checkpoint.verify_local(path)
+        checkpoint.verify_local(step)
 
 
 def test_incomplete_checkpoints_are_ignored_and_pruning_keeps_last(tmp_path: Path) -> None:
+    run = RunLayout(str(tmp_path))
     for step in (10, 20, 30):
-        checkpoint.write_local(_snapshot(step), str(tmp_path))
-    os.remove(tmp_path / "step_00000030" / checkpoint.MARKER)  # as if killed mid-upload
+        checkpoint.write_local(_snapshot(step), run)
+    os.remove(tmp_path / "step_00000030" / "COMPLETE")  # as if killed mid-upload
     assert list(checkpoint.complete_steps(str(tmp_path))) == [10, 20]
     with pytest.raises(IntegrityError, match="no COMPLETE marker"):
-        checkpoint.read_marker(str(tmp_path / "step_00000030"))
+        checkpoint.read_marker(run.step(30))
     checkpoint.prune(str(tmp_path), keep_last=1)
     assert list(checkpoint.complete_steps(str(tmp_path))) == [20]
 
@@ -158,3 +160,45 @@ def test_config_differences_and_overrides() -> None:
         parse_overrides(["n_layers"])
     with pytest.raises(ConfigError, match="--batch-size"):
         _config(batch_size=0)
+
+
+@pytest.mark.parametrize(
+    ("changes", "shown"),
+    [
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"lr": -1.0}, "lr=-1.0"),
+        ({"lr": float("nan")}, "lr=nan"),
+        ({"beta2": 1.0}, "beta2=1.0"),
+        ({"schedule": "linear"}, "schedule='linear'"),
+        ({"seed": -3}, "seed=-3"),
+        ({"max_steps": True}, "max_steps=True"),
+        ({"eval_every": 1.5}, "eval_every=1.5"),
+        ({"warmup_steps": -1}, "warmup_steps=-1"),
+        ({"upload_timeout": -5.0}, "upload_timeout=-5.0"),
+        ({"num_threads": 0}, "num_threads=0"),
+        ({"preset": ""}, "preset=''"),
+    ],
+)
+def test_config_values_are_checked_when_built(changes: dict, shown: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _config(**changes)
+    message = str(refused.value)
+    key = next(iter(changes))
+    assert "\n" not in message and shown in message and f"--{key.replace('_', '-')}" in message
+    assert "must " in message  # what is allowed
+
+
+def test_default_warmup_is_capped_so_short_runs_decay() -> None:
+    short = _config(max_steps=20)
+    assert short.resolved_warmup_steps == 2 and "warmup is 2 steps" in short.schedule_note()
+    sched = LRSchedule.from_config(short)
+    assert sched.lr_at(1) == short.lr and sched.lr_at(19) < short.lr  # warmed up, then decays
+    assert _config(max_steps=5000).resolved_warmup_steps == 100
+    assert _config(max_steps=5000).schedule_note() is None
+    explicit = _config(max_steps=20, warmup_steps=50)
+    assert explicit.resolved_warmup_steps == 20 and "never decays" in explicit.schedule_note()
+    # a default warmup keeps a run's own; an explicit one is compared with it
+    recorded = _config(max_steps=20)
+    assert _config(max_steps=40).differences(recorded) == {}
+    assert _config(max_steps=20, warmup_steps=2).differences(recorded) == {}
+    assert _config(max_steps=20, warmup_steps=5).differences(recorded) == {"warmup_steps": (2, 5)}

@@ -1,5 +1,6 @@
 """torchrun with 2 CPU processes (gloo): DDP and FSDP2 give the losses of one process with the
-same global batch, ranks read disjoint data, and a 2-rank checkpoint resumes on 2 ranks exactly."""
+same global batch, ranks read disjoint data, and 2-rank checkpoints (DDP and FSDP2) resume on
+2 ranks exactly."""
 
 from __future__ import annotations
 
@@ -70,11 +71,18 @@ def test_two_ranks_match_one_process_and_resume_exactly(shards: str, tmp_path: P
         assert a["tokens"] == b["tokens"] and a["lr"] == b["lr"]
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-5)
 
-    # FSDP2 (fully_shard) on the same 2 ranks trains the same model
+    # FSDP2 (fully_shard) on the same 2 ranks trains the same model, and resumes exactly
     sharded = tmp_path / "sharded"
-    _torchrun(train_args(shards, str(sharded), *common, "--fsdp", steps=STEPS))
-    for a, b in zip(single, _records(sharded), strict=True):
+    fsdp_args = train_args(shards, str(sharded), *common, "--fsdp", steps=STEPS)
+    _torchrun(fsdp_args)
+    fsdp_records = _records(sharded)
+    for a, b in zip(single, fsdp_records, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-5)
+    shutil.rmtree(sharded / "step_00000020")
+    _torchrun(fsdp_args)
+    keys = ("step", "loss", "lr", "tokens", "grad_norm")
+    resumed = [[r[k] for k in keys] for r in _records(sharded)]
+    assert resumed == [[r[k] for k in keys] for r in fsdp_records]
 
     # the 2-rank checkpoint at step 10 resumes on 2 ranks with the very same losses
     shutil.rmtree(two / "step_00000020")

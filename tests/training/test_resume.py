@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from smelt.training.checkpoint import complete_steps, verify_local
+from smelt.training.checkpoint import StepLayout, complete_steps, verify_local
 from smelt.training.metrics import read_metrics
 from tests.training.conftest import REPO, child_env, run_loop, train_args
 
@@ -66,7 +66,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(shards: str, tmp_path: Pa
     before = complete_steps(str(resumed))
     assert before, "a checkpoint was complete before the kill"
     last_complete = max(before)
-    verify_local(before[last_complete])
+    verify_local(StepLayout(before[last_complete]))
 
     proc = run_loop(args)
     assert "trained to step 60" in proc.stdout
@@ -113,5 +113,5 @@ def test_sigterm_waits_for_the_checkpoint_writes(shards: str, tmp_path: Path) ->
     steps = complete_steps(str(run))
     assert steps and max(steps) < 400
     for step_dir in steps.values():
-        verify_local(step_dir)
+        verify_local(StepLayout(step_dir))
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # nothing half-written

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from smelt import storage
-from smelt.training.checkpoint import MARKER, complete_steps
+from smelt.training.checkpoint import complete_steps
 from smelt.training.metrics import read_metrics
 from tests.training.conftest import REPO, child_env, run_loop, train_args
 
@@ -72,7 +72,7 @@ def test_s3_outage_during_upload_then_resume(
     assert "trained to step 40" in out
     remote = complete_steps(output)
     assert list(remote) == [30, 40]  # keep-last 2, pruned remotely too
-    assert storage.exists(f"{output}/step_00000040/{MARKER}")
+    assert storage.exists(f"{output}/step_00000040/COMPLETE")
     assert storage.exists(f"{output}/metrics.jsonl") and storage.exists(f"{output}/tokenizer.json")
 
     # a fresh machine: no local cache; resume from S3 and extend the run

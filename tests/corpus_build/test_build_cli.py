@@ -85,6 +85,7 @@ def _sorted_rows(output):
     return sorted(read_corpus(output), key=lambda row: row["id"])
 
 
+@pytest.mark.slow  # the reference build: ~30 s of CPU
 def test_build_on_s3_publishes_corpus_stats_and_quarantine(reference, inputs):
     rows = read_corpus(reference)
     assert rows and set(rows[0]) >= {"id", "text", "source", "url"}
@@ -103,6 +104,9 @@ def test_build_on_s3_publishes_corpus_stats_and_quarantine(reference, inputs):
     assert sum(stats["filtered"].values()) >= 1  # "Too short."
     assert not any(row["id"] == "short" for row in rows)
     assert len([row for row in rows if row["id"] in ("dup-a", "dup-b")]) == 1
+    [mail] = [row["text"] for row in rows if row["id"] == "mail"]  # PII redacted in the build
+    assert "jane.doe@example.com" not in mail and "<EMAIL>" in mail
+    assert stats["pii"]["EMAIL_ADDRESS"] == 1
     quarantined = read_quarantine(reference)
     assert [q["source"] for q in quarantined] == [f"{inputs}/broken.jsonl.gz"]
     assert stats["quarantined"] == len(quarantined) and quarantined[0]["reason"]
@@ -111,6 +115,7 @@ def test_build_on_s3_publishes_corpus_stats_and_quarantine(reference, inputs):
     assert config["partitions"] == len(storage.list_files(f"{reference}/data")) >= 3
 
 
+@pytest.mark.slow  # the reference build: ~30 s of CPU
 def test_kill_9_midway_then_rerun_equals_uninterrupted(
     s3_server, bucket, inputs, config_file, reference
 ):
@@ -156,6 +161,7 @@ def test_dask_runner_gives_the_same_corpus(s3_server, bucket, inputs, config_fil
     assert _stats(output) == _stats(reference)
 
 
+@pytest.mark.slow  # the reference build: ~30 s of CPU
 def test_rerun_with_other_inputs_is_refused(s3_server, bucket, reference, config_file):
     other = f"{bucket}/other-raw"
     storage.write_text(f"{other}/one.txt", "A different input set.")

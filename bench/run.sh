@@ -7,7 +7,7 @@ PY=.venv/bin/python
 mkdir -p bench/results
 # datatrove (the corpus peer) lives in its own venv: its extras pin an older trafilatura.
 if [ ! -x .venv-bench/bin/python ]; then bash bench/setup_peer.sh; fi
-for script in corpus_bench dedup_bench pii_bench shards_bench model_bench train_bench serve_bench eval_bench; do
+for script in corpus_bench dedup_bench pii_bench shards_bench model_bench train_bench serve_bench eval_bench limits_bench; do
   if [ -f "bench/$script.py" ]; then
     echo "== $script"
     $PY "bench/$script.py" "$@" | tee "bench/results/$script.md"

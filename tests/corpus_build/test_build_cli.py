@@ -18,6 +18,10 @@ from smelt.storage.transfer import s3_client
 from smelt.storage.uri import split_s3
 from tests.corpus_build.conftest import read_corpus, read_quarantine, write_config, write_inputs
 
+# Every test here runs the `smelt` CLI in a subprocess (a private Prefect server each, ~7 s),
+# most of them against a reference build of ~30 s of CPU.
+pytestmark = pytest.mark.slow
+
 PARTITION_BYTES = 6000
 
 
@@ -85,7 +89,6 @@ def _sorted_rows(output):
     return sorted(read_corpus(output), key=lambda row: row["id"])
 
 
-@pytest.mark.slow  # the reference build: ~30 s of CPU
 def test_build_on_s3_publishes_corpus_stats_and_quarantine(reference, inputs):
     rows = read_corpus(reference)
     assert rows and set(rows[0]) >= {"id", "text", "source", "url"}
@@ -115,7 +118,6 @@ def test_build_on_s3_publishes_corpus_stats_and_quarantine(reference, inputs):
     assert config["partitions"] == len(storage.list_files(f"{reference}/data")) >= 3
 
 
-@pytest.mark.slow  # the reference build: ~30 s of CPU
 def test_kill_9_midway_then_rerun_equals_uninterrupted(
     s3_server, bucket, inputs, config_file, reference
 ):
@@ -149,7 +151,6 @@ def test_kill_9_midway_then_rerun_equals_uninterrupted(
     assert _stats(output) == _stats(reference)
 
 
-@pytest.mark.slow
 def test_dask_runner_gives_the_same_corpus(s3_server, bucket, inputs, config_file, reference):
     output = f"{bucket}/dask"
     done = _cli(
@@ -161,7 +162,6 @@ def test_dask_runner_gives_the_same_corpus(s3_server, bucket, inputs, config_fil
     assert _stats(output) == _stats(reference)
 
 
-@pytest.mark.slow  # the reference build: ~30 s of CPU
 def test_rerun_with_other_inputs_is_refused(s3_server, bucket, reference, config_file):
     other = f"{bucket}/other-raw"
     storage.write_text(f"{other}/one.txt", "A different input set.")

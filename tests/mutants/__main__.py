@@ -34,6 +34,8 @@ SKIPPED_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis"}
 
 @dataclass
 class Outcome:
+    """What became of one mutant, for the table."""
+
     mutant: str
     verdict: str  # "caught", "SURVIVED", "ERROR"
     seconds: float
@@ -63,6 +65,8 @@ def copy_tree(root: Path, into: Path) -> Path:
 
 
 def copy_env(copy: Path) -> dict[str, str]:
+    """The environment that runs the copy's code: its parent first on PYTHONPATH (checked: a
+    run that imported another `smelt` would test nothing)."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(

@@ -72,6 +72,7 @@ def test_shards_flow_matches_the_library_build(
     assert built == reference
 
 
+@pytest.mark.slow  # four flow runs
 def test_flows_keep_current_outputs(prefect_harness, tiny_corpus, tiny_tokenizer, tmp_path):
     tok = str(tmp_path / "tok")
     trained = tokenizer_train(corpus=tiny_corpus[0], output=tok, vocab_size=400)

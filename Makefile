@@ -7,7 +7,7 @@ PYTEST    ?= $(BIN)/python -m pytest
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 
-.PHONY: install demo test test-fast lint format bench ui clean
+.PHONY: install demo test test-fast mutants lint format bench ui clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PYTEST) -q -m "not slow" -x
+
+# Break each claimed behaviour on purpose (tests/mutants/catalog.py), in a copy of the tree, and
+# fail unless every test named for it goes red. One mutant: make mutants MUTANTS="--only NAME".
+mutants: $(STAMP)
+	$(BIN)/python -m tests.mutants $(MUTANTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -249,7 +249,10 @@ def step_generate(ctx: DemoContext) -> None:
 
 def step_evaluate(ctx: DemoContext) -> None:
     """Score the demo model: val loss, bits per byte on held-out documents, and a next-words
-    quiz built from them (the documents the shards held out, so training never saw them)."""
+    quiz built from them (the documents the shards held out, so training never saw them).
+
+    A small sample may hold out no document, or none with a sentence long enough for the quiz
+    (which documents are held out follows their ids): that part is left out, and said so."""
     import json
 
     from smelt.evaluation.heldout import held_out_texts, next_words_quiz
@@ -257,18 +260,26 @@ def step_evaluate(ctx: DemoContext) -> None:
     folder = ctx.workdir / "eval"
     folder.mkdir(parents=True, exist_ok=True)
     texts = held_out_texts(str(ctx.corpus_dir), DEMO_VAL_FRACTION)
+    rows = next_words_quiz(texts)
     heldout, quiz = folder / "heldout.jsonl", folder / "quiz.jsonl"
-    heldout.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    quiz.write_text("".join(json.dumps(row) + "\n" for row in next_words_quiz(texts)))
+    inputs: list[str] = []
+    if rows:
+        quiz.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        inputs += ["--task", f"next_words={quiz}"]
+    if texts:
+        heldout.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+        inputs += ["--text", f"heldout={heldout}"]
+    if not rows:
+        ctx.console.print(
+            f"[yellow]{len(texts)} held-out documents, no sentence long enough for the "
+            "next-words quiz: it is left out (a larger --max-docs holds out more)[/]"
+        )
     run_command(
         ctx,
         "eval",
         "--checkpoint",
         str(ctx.run_dir),
-        "--task",
-        f"next_words={quiz}",
-        "--text",
-        f"heldout={heldout}",
+        *inputs,
         "--output",
         str(folder / "demo.json"),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
 import weakref
 
@@ -70,6 +71,14 @@ class MotoS3:
                 conn.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 conn.close()
+
+    def outage(self, seconds: float) -> threading.Timer:
+        """Stop now and start again `seconds` later, from a background thread (returned)."""
+        self.stop()
+        timer = threading.Timer(seconds, self.start)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _track_connections(self) -> None:
         """Remember each accepted connection (socketserver's `get_request`), for `stop`."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import json
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -76,25 +75,25 @@ def test_empty_file_is_filtered_as_empty(tmp_path, name: str) -> None:
     assert items == [] and stats.input_docs == 1 and stats.filtered == {"empty": 1}
 
 
-def test_huge_single_line_file_completes_in_seconds(tmp_path) -> None:
+# How fast these pathological inputs go through is measured by `make bench`
+# (bench/limits_bench.py); here a generous timeout only turns a hang into a failure.
+@pytest.mark.timeout(300)
+def test_huge_single_line_file_is_filtered_by_its_word_count(tmp_path) -> None:
     words = " ".join(f"word{i % 5003} and more" for i in range(1_000_000))  # ~16 MB, one line
     path = tmp_path / "one-line.txt"
     path.write_text(words)
     assert path.stat().st_size > 15_000_000
-    start = time.perf_counter()
     stats, items = run(path)
-    elapsed = time.perf_counter() - start
     assert stats.input_docs == 1 and items == []
     assert stats.filtered == {"gopher_quality:max_doc_words": 1}
-    assert elapsed < 20
 
 
-def test_huge_single_word_file(tmp_path) -> None:
+@pytest.mark.timeout(300)
+def test_huge_single_word_file_is_filtered(tmp_path) -> None:
     path = tmp_path / "one-word.txt"
     path.write_bytes(b"a" * 15_000_000)
-    start = time.perf_counter()
-    stats, _ = run(path)
-    assert sum(stats.filtered.values()) == 1 and time.perf_counter() - start < 20
+    stats, items = run(path)
+    assert stats.input_docs == 1 and items == [] and sum(stats.filtered.values()) == 1
 
 
 def test_jsonl_with_malformed_and_textless_lines(tmp_path) -> None:
@@ -119,12 +118,16 @@ def test_jsonl_with_malformed_and_textless_lines(tmp_path) -> None:
 
 
 def test_html_nested_100000_levels(tmp_path) -> None:
+    """lxml stops at its depth limit: the page counts once, filtered as empty (nothing could be
+    read), and nothing raises; the same paragraphs 100 levels deep are kept."""
+    paragraphs = "".join(f"<p>{line}</p>" for line in GOOD_TEXT.splitlines())
     path = tmp_path / "deep.html"
-    path.write_text("<html><body>" + "<div>" * 100_000 + "<p>deep text</p>" + "</div>" * 100_000)
+    path.write_text("<html><body>" + "<div>" * 100_000 + paragraphs + "</div>" * 100_000)
     stats, items = run(path)
-    assert stats.input_docs == 1 and stats.kept == 0
-    outcome = reasons(items) or list(stats.filtered)
-    assert outcome and all(isinstance(r, str) and r for r in outcome)
+    assert stats.input_docs == 1 and items == [] and stats.filtered == {"empty": 1}
+    path.write_text("<html><body>" + "<div>" * 100 + paragraphs + "</div>" * 100)
+    stats, items = run(path)
+    assert stats.kept == 1 and "\n".join(GOOD_TEXT.splitlines()[:2]) in items[0].text
 
 
 def test_html_with_only_a_script(tmp_path) -> None:

@@ -282,20 +282,22 @@ def test_html_size_limit(tmp_path) -> None:
 
 @pytest.mark.parametrize("html_format", ["markdown", "text"])
 def test_html_time_limit_quarantines_a_slow_page(tmp_path, monkeypatch, html_format) -> None:
+    finished: list[bool] = []
+
     def slow_extract(*args: object, **kwargs: object) -> str:
-        end = time.monotonic() + 30
+        end = time.monotonic() + 60
         while time.monotonic() < end:  # pure Python, like trafilatura's own loops
             pass
+        finished.append(True)
         return "never"
 
     monkeypatch.setattr("trafilatura.extract", slow_extract)
     monkeypatch.setattr("trafilatura.bare_extraction", slow_extract)
     path = tmp_path / "slow.html"
     path.write_text(GOOD_HTML)
-    start = time.monotonic()
     (item,) = read_all(path, ReaderConfig(html_timeout_s=0.3, html_format=html_format))
-    assert time.monotonic() - start < 5
     assert isinstance(item, Quarantined) and "timed out after 0.3 s" in item.reason
+    assert finished == []  # the extraction was interrupted, not waited for
 
 
 def _busy(seconds: float) -> str:
@@ -336,10 +338,9 @@ def test_time_limit_in_main_thread_and_in_worker_threads() -> None:
         outcome["survived"] = True
 
     thread = threading.Thread(target=worker)
-    start = time.monotonic()
     thread.start()
-    thread.join(timeout=10)
-    assert time.monotonic() - start < 5
+    thread.join(timeout=120)  # a hang guard: the limit, not this wait, must end the busy loop
+    assert not thread.is_alive()
     assert outcome == {"timed_out": True, "after": "done", "survived": True}
 
 

@@ -18,6 +18,10 @@ from smelt.storage.transfer import s3_client
 from smelt.storage.uri import split_s3
 from tests.corpus_build.conftest import read_corpus, read_quarantine, write_config, write_inputs
 
+# Every test here runs the `smelt` CLI in a subprocess (a private Prefect server each, ~7 s),
+# most of them against a reference build of ~30 s of CPU.
+pytestmark = pytest.mark.slow
+
 PARTITION_BYTES = 6000
 
 
@@ -103,6 +107,9 @@ def test_build_on_s3_publishes_corpus_stats_and_quarantine(reference, inputs):
     assert sum(stats["filtered"].values()) >= 1  # "Too short."
     assert not any(row["id"] == "short" for row in rows)
     assert len([row for row in rows if row["id"] in ("dup-a", "dup-b")]) == 1
+    [mail] = [row["text"] for row in rows if row["id"] == "mail"]  # PII redacted in the build
+    assert "jane.doe@example.com" not in mail and "<EMAIL>" in mail
+    assert stats["pii"]["EMAIL_ADDRESS"] == 1
     quarantined = read_quarantine(reference)
     assert [q["source"] for q in quarantined] == [f"{inputs}/broken.jsonl.gz"]
     assert stats["quarantined"] == len(quarantined) and quarantined[0]["reason"]
@@ -144,7 +151,6 @@ def test_kill_9_midway_then_rerun_equals_uninterrupted(
     assert _stats(output) == _stats(reference)
 
 
-@pytest.mark.slow
 def test_dask_runner_gives_the_same_corpus(s3_server, bucket, inputs, config_file, reference):
     output = f"{bucket}/dask"
     done = _cli(

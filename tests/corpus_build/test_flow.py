@@ -14,6 +14,7 @@ from tests.corpus_build.conftest import read_corpus, write_inputs
 
 @pytest.fixture
 def built(tmp_path, prefect_harness):
+    """(params, summary, flow run id) of one build."""
     from smelt.flows.corpus_build import CorpusBuildParams, corpus_build
 
     inputs = str(tmp_path / "raw")
@@ -24,23 +25,36 @@ def built(tmp_path, prefect_harness):
         runner="thread",
         config_overrides={"partition_bytes": 8000, "pii": {"ner": False}},
     )
-    return params, corpus_build(params)
+    state = corpus_build(params, return_state=True)
+    return params, state.result(), state.state_details.flow_run_id
 
 
 def test_flow_builds_and_publishes_a_stats_artifact(built):
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
-    params, summary = built
+    params, summary, flow_run_id = built
     with open(CorpusLayout.at(params.output).stats) as fh:
         on_disk = json.load(fh)
-    assert summary == on_disk and summary["kept"] == len(read_corpus(params.output)) > 0
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    wanted = ArtifactFilter(key=ArtifactFilterKey(any_=["corpus-stats"]))
+    rows = read_corpus(params.output)
+    assert summary == on_disk and summary["kept"] == len(rows) > 0
+    [mail] = [row["text"] for row in rows if row["id"] == "mail"]  # the planted address
+    assert "jane.doe@example.com" not in mail and "<EMAIL>" in mail
+    assert summary["pii"]["EMAIL_ADDRESS"] == 1
+    wanted = ArtifactFilter(
+        key=ArtifactFilterKey(any_=["corpus-stats"]),
+        flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),  # this build's, no other's
+    )
     with get_client(sync_client=True) as client:
-        tables = client.read_artifacts(artifact_filter=wanted)
-    assert tables and tables[0].type == "table"
-    assert f"{summary['input_docs']}" in json.dumps(tables[0].data)
+        [table] = client.read_artifacts(artifact_filter=wanted)
+    assert table.type == "table"
+    cells = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert {"count": "input_docs", "value": summary["input_docs"]} in cells
+    assert {"count": "pii.EMAIL_ADDRESS", "value": 1} in cells
 
 
 def test_flow_publishes_filtered_examples_per_reason(built):
@@ -62,7 +76,7 @@ def test_flow_publishes_filtered_examples_per_reason(built):
 def test_rerun_skips_finished_partitions(built):
     from smelt.flows.corpus_build import corpus_build
 
-    params, summary = built
+    params, summary, _ = built
     layout = CorpusLayout.at(params.output)
     marker = layout.final_done(0)
     stamp = os.stat(marker).st_mtime_ns

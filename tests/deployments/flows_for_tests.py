@@ -15,9 +15,9 @@ from smelt.training.config import TrainConfig
 
 
 @flow(name="pod-probe")
-def pod_probe(marker_dir: str, seconds: float = 0.0, tag: str = "run") -> str:
+def pod_probe(marker_dir: str, seconds: float = 0.0, tag: str = "run", fail: bool = False) -> str:
     """Write `<marker_dir>/<tag>.json` with the pod's view and add a line to `<tag>.runs`,
-    then sleep `seconds`."""
+    then sleep `seconds`; with `fail`, raise after that (the run ends FAILED)."""
     logger = get_run_logger()
     key_id = os.environ.get("AWS_ACCESS_KEY_ID", "")
     facts = {
@@ -37,6 +37,8 @@ def pod_probe(marker_dir: str, seconds: float = 0.0, tag: str = "run") -> str:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         time.sleep(0.2)
+    if fail:
+        raise RuntimeError(f"pod probe {tag} failed on purpose")
     logger.info("pod probe %s done", tag)
     return tag
 

@@ -75,6 +75,7 @@ def test_pipeline_builds_then_skips_current_stages(prefect_harness, raw_inputs, 
     metrics = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in metrics][-1] == 2
 
+    metrics_before = (run_dir / "metrics.jsonl").read_bytes()
     again = _run(root, raw_inputs)
     assert again["uris"]["run"] == str(run_dir)  # same data: the same run, resumed
     assert _statuses(again) == {
@@ -83,6 +84,9 @@ def test_pipeline_builds_then_skips_current_stages(prefect_harness, raw_inputs, 
         "shards": "skipped",
         "train": "completed",
     }
+    summary = again["train"]["summary"]  # found finished, not trained again
+    assert summary["already_done"] and summary["resumed_from"] == 2 and summary["step"] == 2
+    assert (run_dir / "metrics.jsonl").read_bytes() == metrics_before
 
     resharded = _run(root, raw_inputs, val_fraction=0.2)
     assert _statuses(resharded) == {
@@ -96,9 +100,11 @@ def test_pipeline_builds_then_skips_current_stages(prefect_harness, raw_inputs, 
     report_after = json.loads((root / "tokenizer" / "report.json").read_text())
     assert _statuses(retokenized)["corpus"] == "skipped"
     assert _statuses(retokenized)["tokenizer"] == "built"
-    # the shards follow the tokenizer's checksum, not its parameters
-    changed = report_after["tokenizer_sha256"] != report["tokenizer_sha256"]
-    assert _statuses(retokenized)["shards"] == ("built" if changed else "skipped")
+    # another vocabulary, another tokenizer: the shards follow its checksum and are rebuilt
+    assert report_after["tokenizer_sha256"] != report["tokenizer_sha256"]
+    assert _statuses(retokenized)["shards"] == "built"
+    manifest_after = json.loads((root / "shards" / "manifest.json").read_text())
+    assert manifest_after["tokenizer_sha256"] == report_after["tokenizer_sha256"]
 
 
 def test_a_new_or_edited_input_file_changes_the_corpus_fingerprint(tmp_path):

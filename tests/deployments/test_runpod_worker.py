@@ -131,12 +131,10 @@ def _run(
     seconds: float = 0.0,
     job_variables: dict | None = None,
     marker_dir: str | None = None,
+    fail: bool = False,
 ) -> str:
-    run = api.run_deployment(
-        DEPLOYMENT,
-        {"marker_dir": marker_dir or str(work / "markers"), "seconds": seconds, "tag": tag},
-        job_variables,
-    )
+    parameters = {"marker_dir": marker_dir or str(work / "markers"), "seconds": seconds}
+    run = api.run_deployment(DEPLOYMENT, {**parameters, "tag": tag, "fail": fail}, job_variables)
     return run["id"]
 
 
@@ -178,6 +176,9 @@ def test_flow_run_completes_in_a_pod_which_is_then_terminated(stack, prefect_api
         "cwd": str(PROJECT_DIR),
     }
     assert fake.wait_for(lambda: pod.id in fake.terminations, timeout=30)
+    # by the worker, as the run ended (not left to the sweep of orphaned pods)
+    terminated = f"Terminated RunPod pod {pod.id}"
+    assert fake.wait_for(lambda: terminated in "\n".join(prefect_api.logs(flow_run_id)), 30)
     assert pod.restarts == 0  # the entrypoint idled after the run: nothing to restart
     assert (work / "markers" / "ok.runs").read_text() == f"{pod.id}\n"
 
@@ -205,6 +206,47 @@ def test_what_cannot_work_in_a_pod_is_refused_before_one_is_created(stack, prefe
     assert "registry_auth_id" in message and "AWS_ACCESS_KEY_ID" in message
     assert fake.pods_of_run(flow_run_id) == []
     assert not [body for body in fake.create_requests if flow_run_id in body["name"]]
+
+
+def test_a_failed_flow_run_ends_failed_and_its_pod_is_terminated(stack, prefect_api):
+    fake, work = stack["fake"], stack["work"]
+    flow_run_id = _run(prefect_api, work, "fails", fail=True)
+    assert prefect_api.wait_state(flow_run_id, FINAL_STATES, timeout=120) == "FAILED"
+    pod = _pod_of(fake, flow_run_id)
+    assert fake.wait_for(lambda: pod.id in fake.terminations, timeout=30)
+    said = "pod probe fails failed on purpose"  # the flow's own error, in the run's logs
+    assert fake.wait_for(lambda: said in "\n".join(prefect_api.logs(flow_run_id)), timeout=30)
+    assert len(fake.pods_of_run(flow_run_id)) == 1  # a failed run is final: no replacement
+    assert (work / "markers" / "fails.runs").read_text() == f"{pod.id}\n"  # it ran once
+
+
+def test_an_api_outage_while_watching_is_ridden_out(stack, prefect_api):
+    fake, work = stack["fake"], stack["work"]
+    flow_run_id = _run(prefect_api, work, "api-outage", seconds=20)
+    assert fake.wait_for(lambda: _marker(work, "api-outage").exists(), timeout=120)
+    pod = _pod_of(fake, flow_run_id)
+    # every attempt of one status check (the client's retries included) fails
+    fake.faults.extend(Fault("GET", f"/v2/pods/{pod.id}", 503) for _ in range(5))
+    assert prefect_api.wait_state(flow_run_id, FINAL_STATES, timeout=120) == "COMPLETED"
+    assert fake.wait_for(lambda: pod.id in fake.terminations, timeout=30)
+    said = f"Status check of pod {pod.id} failed (1)"
+    assert said in "\n".join(prefect_api.logs(flow_run_id))
+    assert len(fake.pods_of_run(flow_run_id)) == 1  # an unanswered check is not a lost pod
+    assert fake.terminations.count(pod.id) == 1
+
+
+def test_an_api_outage_while_terminating_still_terminates_the_pod(stack, prefect_api):
+    fake, work = stack["fake"], stack["work"]
+    flow_run_id = _run(prefect_api, work, "delete-outage", seconds=5)
+    assert fake.wait_for(lambda: _marker(work, "delete-outage").exists(), timeout=120)
+    pod = _pod_of(fake, flow_run_id)
+    # the first termination fails, retries included; the pod must not be left billing
+    fake.faults.extend(Fault("DELETE", f"/v2/pods/{pod.id}", 503) for _ in range(5))
+    assert prefect_api.wait_state(flow_run_id, FINAL_STATES, timeout=120) == "COMPLETED"
+    assert fake.wait_for(lambda: pod.id in fake.terminations, timeout=60)
+    said = f"Could not terminate RunPod pod {pod.id}"
+    assert fake.wait_for(lambda: said in "\n".join(prefect_api.logs(flow_run_id)), timeout=30)
+    assert fake.terminations.count(pod.id) == 1 and pod not in fake.live_pods()
 
 
 def test_cancelling_a_running_flow_run_terminates_its_pod(stack, prefect_api):

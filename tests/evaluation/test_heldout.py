@@ -51,3 +51,21 @@ def test_demo_ends_with_an_evaluation_table(
     assert result["bits_per_byte"]["heldout"] > 0 and result["val_loss"] > 0
     out = capsys.readouterr().out
     assert "$ smelt eval" in out and "bits_per_byte" in out and "next_words" in out
+
+
+def test_demo_evaluates_without_a_quiz_when_no_held_out_sentence_is_long_enough(
+    trained_run: Path, tmp_path: Path, capsys, prefect_harness
+) -> None:
+    """A short sample holds out few documents; with no sentence of 12 words among them the
+    quiz is left out (it used to be an empty task file, and `smelt demo` ended in an error)."""
+    from smelt.cli.demo import DEMO_VAL_FRACTION, DemoContext, step_evaluate
+
+    ctx = DemoContext(args=argparse.Namespace(), console=Console(width=120), workdir=tmp_path)
+    docs = [(f"doc-{i}", "Short words only. Nothing long here. " * 20) for i in range(300)]
+    write_corpus(str(ctx.corpus_dir), parts=2, docs=docs)
+    assert held_out_texts(str(ctx.corpus_dir), DEMO_VAL_FRACTION)  # some are held out
+    shutil.copytree(trained_run, ctx.run_dir)
+    step_evaluate(ctx)
+    result = json.loads((tmp_path / "eval" / "demo.json").read_text())
+    assert result["tasks"] == {} and result["bits_per_byte"]["heldout"] > 0
+    assert "next-words quiz: it is left out" in capsys.readouterr().out

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from smelt.errors import InputError
-from smelt.model import Decoder
 from smelt.model.attention import FLEX_AVAILABLE, Attention, AttentionMask
 
 
@@ -152,13 +151,23 @@ def test_sequence_longer_than_max_seq_len_is_refused(model):
         model.logits(torch.zeros(1, 65, dtype=torch.long))
 
 
-def test_gqa_kernel_agrees_with_explicit_scores(make_model, tokens):
+def test_gqa_kernel_agrees_with_explicit_scores(make_model, tokens, monkeypatch):
     """SDPA's enable_gqa head grouping equals the explicit path's repeat_interleave grouping."""
     model = make_model(attn_softcap=1e6)
+    assert model.config.n_kv_heads < model.config.n_heads  # grouped heads, or nothing is tested
+    explicit_calls: list[int] = []
+    real = Attention._attend_explicit
+
+    def counted(self, *args, **kwargs):
+        explicit_calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Attention, "_attend_explicit", counted)
     with torch.no_grad():
         explicit = model.logits(tokens)
+        assert len(explicit_calls) == model.config.n_layers  # the capped run: explicit scores
         for layer in model.layers:
             layer.attn.softcap = None
         sdpa = model.logits(tokens)
-    assert isinstance(model, Decoder)
+    assert len(explicit_calls) == model.config.n_layers  # the uncapped run never took it
     torch.testing.assert_close(explicit, sdpa, atol=1e-5, rtol=1e-5)

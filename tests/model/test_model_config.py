@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from smelt.errors import ConfigError
 from smelt.model import Decoder, ModelConfig
@@ -61,4 +60,8 @@ def test_flops_per_token_counts_head_and_attention(make_config):
     n_matmul = cfg.num_params(exclude_embeddings=True) + cfg.vocab_size * cfg.d_model
     attention = 12 * cfg.n_layers * cfg.n_heads * cfg.head_dim * 32
     assert model.estimate_flops_per_token(32) == pytest.approx(6 * n_matmul + attention)
-    assert torch.is_tensor(model.output_weight)
+    # the head is one (V, d) matmul whether it shares the embedding's weights or not
+    untied = Decoder(make_config(tie_embeddings=False))
+    assert model.output_weight is model.embed.weight
+    assert untied.output_weight is not untied.embed.weight
+    assert untied.estimate_flops_per_token(32) == model.estimate_flops_per_token(32)

@@ -85,4 +85,10 @@ def test_export_writes_a_tokenizer_that_autotokenizer_loads(make_model, tmp_path
     assert hf_tok.eos_token == "<|endoftext|>" and hf_tok.pad_token == "<pad>"
     config = json.loads((folder / "config.json").read_text())
     assert config["eos_token_id"] == tok.token_to_id("<|endoftext|>")
-    assert AutoModelForCausalLM.from_pretrained(folder) is not None
+    # the model beside it reads what this tokenizer writes, with smelt's logits
+    hf_model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    assert hf_model.config.vocab_size == tok.get_vocab_size()
+    ids = hf_tok("the quick brown fox", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        theirs, ours = hf_model(ids).logits.float(), model.logits(ids)
+    torch.testing.assert_close(theirs, ours, atol=1e-4, rtol=0)

@@ -93,6 +93,14 @@ def test_meta_build_then_materialize(make_config):
     torch.manual_seed(0)
     ref = Decoder(cfg)
     torch.testing.assert_close(model.rotary.cos, ref.rotary.cos)
+    # every parameter was initialised (to_empty leaves whatever was in memory), by the same
+    # scheme as a model built directly: norms are exactly ones, matrices have its spread
+    built = dict(ref.named_parameters())
+    for name, param in model.named_parameters():
+        if name.endswith("norm.weight"):
+            assert torch.equal(param, built[name]), name
+        else:
+            assert param.std().item() == pytest.approx(built[name].std().item(), rel=0.15), name
     assert torch.isfinite(model.eval().logits(torch.zeros(1, 4, dtype=torch.long))).all()
 
 

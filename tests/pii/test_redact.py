@@ -18,6 +18,8 @@ from tests.pii.conftest import (
     LAST,
     NAME_FRAMES,
     STRUCTURED_FRAMES,
+    UNLISTED_FIRST,
+    UNLISTED_LAST,
     digits_only,
     plant,
     prose,
@@ -69,18 +71,34 @@ def test_every_planted_structured_item_is_gone():
         assert placeholder in joined
 
 
-def test_person_recall_and_clean_prose_kept():
-    rng = random.Random(9)
+def _person_recall(first: list[str], last: list[str], seed: int) -> float:
+    """Share of planted names (3 in each of 30 documents of real prose) no longer in the text."""
+    rng = random.Random(seed)
     names, texts = [], []
     for text in prose(30, seed=2):
-        chosen = [f"{rng.choice(FIRST)} {rng.choice(LAST)}" for _ in range(3)]
+        chosen = [f"{rng.choice(first)} {rng.choice(last)}" for _ in range(3)]
         names.append(chosen)
         texts.append(plant(text, [rng.choice(NAME_FRAMES).format(n) for n in chosen], rng))
     out = run(texts)
     found = sum(
         name not in doc.text for doc, chosen in zip(out, names, strict=True) for name in chosen
     )
-    assert found / (3 * len(texts)) >= 0.9
+    return found / (3 * len(texts))
+
+
+def test_person_recall_of_the_model_on_names_no_list_carries():
+    """NER alone: none of these given names is in names.py, and smelt carries no surnames.
+    Measured 0.79 (71 of 90) with `en_core_web_sm` on name windows; without NER it is 0."""
+    from smelt.corpus.pii.names import GIVEN_NAMES
+
+    assert not {name.lower() for name in UNLISTED_FIRST} & GIVEN_NAMES
+    assert _person_recall(UNLISTED_FIRST, UNLISTED_LAST, seed=9) >= 0.7
+
+
+def test_common_given_names_recall_and_clean_prose_kept():
+    """Common given names (most of them on the given-name list) are found with recall >= 0.9,
+    and clean prose keeps its words."""
+    assert _person_recall(FIRST, LAST, seed=9) >= 0.9
 
     clean = prose(50, seed=3)
     stats = CorpusStats()
@@ -199,30 +217,3 @@ def test_configurable_entities_placeholders_threshold():
     assert run([text], PiiConfig(enabled=False))[0].text == text
     with pytest.raises(ConfigError, match="pii.entities.*unknown.*SHOE_SIZE"):
         config_from_dict({"pii": {"entities": ["EMAIL_ADDRESS", "SHOE_SIZE"]}})
-
-
-def test_model_finds_names_outside_the_given_name_list():
-    from smelt.corpus.pii.names import GIVEN_NAMES
-
-    names = [
-        "Bartholomew Quist",
-        "Ingeborg Salo",
-        "Thaddeus Wainwright",
-        "Cordelia Ashby",
-        "Leopold Brandt",
-        "Winifred Oakes",
-        "Ignatius Farrow",
-        "Philippa Marsh",
-        "Cornelius Vane",
-        "Rosalind Pryce",
-    ]
-    assert not any(name.split()[0].lower() in GIVEN_NAMES for name in names)
-    rng = random.Random(11)
-    texts = [
-        plant(text, [NAME_FRAMES[i % len(NAME_FRAMES)].format(name)], rng)
-        for i, (text, name) in enumerate(zip(prose(10, seed=5), names, strict=True))
-    ]
-    out = run(texts)
-    # the small model alone, on unusual names in technical prose: 6-7 of 10 measured. This is
-    # the known limit of `en_core_web_sm`; the given-name list lifts common names to >= 0.9.
-    assert sum(name not in doc.text for doc, name in zip(out, names, strict=True)) >= 5

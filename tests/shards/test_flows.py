@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -13,26 +14,36 @@ from tests.shards.corpus_factory import tree_bytes
 from tests.shards.fixtures import SHARD_TOKENS, TINY_VOCAB, VAL_FRACTION
 
 
-async def _artifact(key: str):  # noqa: ANN202
+async def _artifacts(key: str, flow_run_id) -> list:  # noqa: ANN001
+    """Artifacts named `key` of one flow run (other tests of the session publish theirs too)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
+    wanted = ArtifactFilter(
+        key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+    )
     async with get_client() as client:
-        found = await client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
-        )
-    return found[0] if found else None
+        return await client.read_artifacts(artifact_filter=wanted)
 
 
 def test_tokenizer_flow_publishes_its_report(
     prefect_harness, tiny_corpus, tiny_tokenizer, tmp_path
 ):
-    summary = tokenizer_train(corpus=tiny_corpus[0], output=str(tmp_path), vocab_size=TINY_VOCAB)
+    state = tokenizer_train(
+        corpus=tiny_corpus[0], output=str(tmp_path), vocab_size=TINY_VOCAB, return_state=True
+    )
+    summary = state.result()
     assert summary["vocab_size"] == TINY_VOCAB and summary["output"] == str(tmp_path)
     with open(f"{tiny_tokenizer}/tokenizer.json", "rb") as fh:
         assert (tmp_path / "tokenizer.json").read_bytes() == fh.read()
-    artifact = asyncio.run(_artifact("tokenizer-report"))
-    assert artifact is not None and "bytes per token" in artifact.data
+    [artifact] = asyncio.run(_artifacts("tokenizer-report", state.state_details.flow_run_id))
+    assert "bytes per token" in artifact.data
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert f"{report['bytes_per_token']:.3f}" in artifact.data  # this run's own figure
 
 
 @pytest.mark.parametrize(
@@ -61,6 +72,7 @@ def test_shards_flow_matches_the_library_build(
     assert built == reference
 
 
+@pytest.mark.slow  # four flow runs
 def test_flows_keep_current_outputs(prefect_harness, tiny_corpus, tiny_tokenizer, tmp_path):
     tok = str(tmp_path / "tok")
     trained = tokenizer_train(corpus=tiny_corpus[0], output=tok, vocab_size=400)

@@ -15,11 +15,12 @@ import torch
 from smelt.training.loader import ShardLoader
 from smelt.training.metrics import read_metrics
 from tests.training.conftest import REPO, child_env, run_loop, train_args
+from tests.training.resumption import assert_resumed
 
 STEPS = 20
 
 
-def _torchrun(args: list[str], *extra: str) -> None:
+def _torchrun(args: list[str], *extra: str) -> subprocess.CompletedProcess:
     command = [
         sys.executable,
         "-m",
@@ -36,6 +37,7 @@ def _torchrun(args: list[str], *extra: str) -> None:
         command, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
 
 
 def _records(run: Path) -> list[dict]:
@@ -79,13 +81,14 @@ def test_two_ranks_match_one_process_and_resume_exactly(shards: str, tmp_path: P
     for a, b in zip(single, fsdp_records, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-5)
     shutil.rmtree(sharded / "step_00000020")
-    _torchrun(fsdp_args)
+    proc = _torchrun([*fsdp_args, "--debug"])  # each rank logs what it restored
     keys = ("step", "loss", "lr", "tokens", "grad_norm")
     resumed = [[r[k] for k in keys] for r in _records(sharded)]
     assert resumed == [[r[k] for k in keys] for r in fsdp_records]
+    assert_resumed(10, proc.stderr, fsdp_records, _records(sharded))  # both ranks, from step 10
 
     # the 2-rank checkpoint at step 10 resumes on 2 ranks with the very same losses
     shutil.rmtree(two / "step_00000020")
-    _torchrun(args)
-    keys = ("step", "loss", "lr", "tokens", "grad_norm")
+    proc = _torchrun([*args, "--debug"])
     assert [[r[k] for k in keys] for r in _records(two)] == [[r[k] for k in keys] for r in ranked]
+    assert_resumed(10, proc.stderr, ranked, _records(two))

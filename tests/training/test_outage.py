@@ -3,6 +3,7 @@ are only local and how to push them; `smelt push` or the same command again uplo
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -90,7 +91,8 @@ def test_outage_ends_the_run_naming_local_checkpoints_then_push_uploads_them(
 def test_rerun_after_outage_uploads_and_says_it_is_finished(outage) -> None:
     config, error = outage
     assert isinstance(error, UploadsPendingError), error
-    result = train(config)
+    # S3 is back: the rerun may wait for the uploads (2 s is too short on a busy machine)
+    result = train(dataclasses.replace(config, upload_timeout=120))
     assert result.already_done and result.resumed_from == STEPS
     assert (result.step, result.tokens) == (STEPS, STEPS * config.batch_size * config.seq_len)
     assert result.loss is not None  # the last logged loss of the finished run

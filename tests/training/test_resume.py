@@ -1,5 +1,6 @@
-"""Exact resume: a run killed with SIGKILL and resumed has the same per-step losses, bit for bit,
-as a run that was never interrupted."""
+"""Exact resume: a run killed with SIGKILL resumes from its newest complete checkpoint (it says
+so, and the steps before it are not trained again) and has the same per-step losses, bit for
+bit, as a run that was never interrupted."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from smelt.training.checkpoint import StepLayout, complete_steps, verify_local
 from smelt.training.metrics import read_metrics
 from tests.training.conftest import REPO, child_env, run_loop, train_args
+from tests.training.resumption import assert_resumed
 
-STEPS = 60
+STEPS = 40
 
 
 def _losses(run: Path) -> dict[int, tuple[float, float, int]]:
@@ -60,20 +64,22 @@ def test_sigkill_then_resume_matches_uninterrupted_run(shards: str, tmp_path: Pa
 
     resumed = tmp_path / "resumed"
     args = train_args(shards, str(resumed), "--checkpoint-every", "10", steps=STEPS)
-    kill_step = random.Random(os.getpid()).randint(13, 45)
+    kill_step = random.Random(os.getpid()).randint(13, 32)
     seen = _kill_after(resumed, args, kill_step)
     assert seen < STEPS
     before = complete_steps(str(resumed))
     assert before, "a checkpoint was complete before the kill"
     last_complete = max(before)
     verify_local(StepLayout(before[last_complete]))
+    killed = read_metrics(str(resumed / "metrics.jsonl"))
 
-    proc = run_loop(args)
-    assert "trained to step 60" in proc.stdout
+    proc = run_loop([*args, "--debug"])
+    assert f"trained to step {STEPS}" in proc.stdout
     got = _losses(resumed)
     assert got == expected  # floats compared exactly
-    # the resumed run continued from the newest complete checkpoint, not from scratch
-    assert (resumed / "step_00000060" / "COMPLETE").exists()
+    # it continued from the newest complete checkpoint: steps up to it were not trained again
+    assert_resumed(last_complete, proc.stderr, killed, read_metrics(str(resumed / "metrics.jsonl")))
+    assert (resumed / f"step_{STEPS:08d}" / "COMPLETE").exists()
 
 
 def test_resume_extends_run_without_moving_decay(shards: str, tmp_path: Path) -> None:
@@ -90,6 +96,7 @@ def test_resume_extends_run_without_moving_decay(shards: str, tmp_path: Path) ->
     assert all(abs(extended[s][1] - min_lr) < 1e-12 for s in range(21, 31))
 
 
+@pytest.mark.slow  # trains until its first checkpoint is written: ~35 s of CPU
 def test_sigterm_waits_for_the_checkpoint_writes(shards: str, tmp_path: Path) -> None:
     """SIGTERM ends training at once but lets the queued checkpoint writes finish."""
     run = tmp_path / "run"

@@ -3,6 +3,7 @@ uploads catch up when it is back, and a fresh machine resumes from what is on S3
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from smelt import storage
 from smelt.training.checkpoint import complete_steps
 from smelt.training.metrics import read_metrics
 from tests.training.conftest import REPO, child_env, run_loop, train_args
+from tests.training.resumption import assert_resumed
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -76,12 +78,16 @@ def test_s3_outage_during_upload_then_resume(
     assert storage.exists(f"{output}/metrics.jsonl") and storage.exists(f"{output}/tokenizer.json")
 
     # a fresh machine: no local cache; resume from S3 and extend the run
+    on_s3 = [json.loads(line) for line in storage.read_text(f"{output}/metrics.jsonl").splitlines()]
     shutil.rmtree(cache)
-    run_loop(
-        train_args(shards, output, "--checkpoint-every", "10", "--keep-last", "2", steps=50),
+    proc = run_loop(
+        train_args(
+            shards, output, "--checkpoint-every", "10", "--keep-last", "2", "--debug", steps=50
+        ),
         env=env,
     )
     assert list(complete_steps(output)) == [40, 50]
     local = next((cache / "runs").glob("*"))
-    steps = [r["step"] for r in read_metrics(str(local / "metrics.jsonl"))]
-    assert steps == list(range(1, 51))  # metrics came back from S3 and continued
+    records = read_metrics(str(local / "metrics.jsonl"))
+    assert [r["step"] for r in records] == list(range(1, 51))  # came back from S3, continued
+    assert_resumed(40, proc.stderr, on_s3, records)  # from S3's step 40, not from scratch

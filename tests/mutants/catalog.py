@@ -192,6 +192,25 @@ MUTANTS: list[Mutant] = [
             "test_flow_run_completes_in_a_pod_which_is_then_terminated",
         ),
     ),
-    # Supervised fine-tuning (assistant-only loss masks) and training mixtures (weights) add
-    # their entries here: one Mutant each, naming the tests written for that claim.
+    # ---- supervised fine-tuning and training mixtures -----------------------------------------
+    Mutant(
+        name="sft-loss-on-every-token",
+        breaks="fine-tuning puts loss on every token (system, user, role headers), not on the "
+        "assistant's answers only",
+        path="training/conversations.py",
+        old="targets[r, at : end - 1] = np.where(mask[1:], ids[1:], IGNORE_INDEX)",
+        new="targets[r, at : end - 1] = ids[1:]",
+        tests=("tests/sft/test_masks.py::test_exactly_the_assistant_tokens_carry_loss",),
+    ),
+    Mutant(
+        name="mixture-ignores-weights",
+        breaks="a mixture draws every source equally, whatever its weight",
+        path="training/mixture.py",
+        old="self._weights = np.array([s.weight for s in phase.sets], dtype=np.float64)",
+        new="self._weights = np.ones(len(phase.sets), dtype=np.float64)",
+        tests=(
+            "tests/training/test_mixture_loader.py::"
+            "test_weights_are_respected_and_every_token_is_counted",
+        ),
+    ),
 ]

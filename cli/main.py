@@ -14,7 +14,7 @@ import errno
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from smelt.cli import stopping
 from smelt.errors import SmeltError
@@ -124,9 +124,27 @@ def run(argv: Sequence[str]) -> int:
     return int(args.handler(args) or 0)
 
 
+@contextlib.contextmanager
+def _environment_restored() -> Iterator[None]:
+    """A command run in-process (a notebook, a test) leaves `os.environ` as it found it: the
+    Prefect logging levels and API address chosen for the command must not reach the servers
+    and workers its caller starts later."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        if dict(os.environ) != saved:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `smelt` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    with _environment_restored():
+        return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
     debug = "--debug" in argv
     _quiet_prefect(debug)
     if not debug:

@@ -58,7 +58,8 @@ def read_parquet(
 def _read_rows(
     file_uri: str, stream: IO[bytes], config: ReaderConfig, start: int, end: int | None
 ) -> Iterator[Document | Quarantined]:
-    names = pq.ParquetFile(stream).schema_arrow.names
+    with pq.ParquetFile(stream) as schema_only:
+        names = schema_only.schema_arrow.names
     if config.text_field not in names:
         yield Quarantined(
             file_uri,
@@ -72,7 +73,20 @@ def _read_rows(
         )
     )
     stream.seek(0)  # again, keeping dictionary-encoded columns encoded (see _group_documents)
-    parquet = pq.ParquetFile(stream, read_dictionary=wanted)
+    with pq.ParquetFile(stream, read_dictionary=wanted) as parquet:
+        yield from _read_groups(file_uri, parquet, wanted, config, start, end)
+
+
+def _read_groups(
+    file_uri: str,
+    parquet: pq.ParquetFile,
+    wanted: list[str],
+    config: ReaderConfig,
+    start: int,
+    end: int | None,
+) -> Iterator[Document | Quarantined]:
+    """Row groups `start` to `end` of an open file, each judged by its size before it is read
+    (the footer's sizes first, then the dictionary-expanded ones)."""
     meta = parquet.metadata
     positions = [i for i in range(meta.num_columns) if _top_column(meta, i) in wanted]
     row = sum(meta.row_group(g).num_rows for g in range(start))

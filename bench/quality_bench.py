@@ -35,7 +35,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 
 import pyarrow.parquet as pq
-from corpus_bench import ROOT, SETS, stage_input
+from corpus_bench import DATATROVE_SCRIPT, ROOT, SETS, stage_input  # the same peer pipeline
 
 STUB_RE = re.compile(
     r"no longer distributed with Rust's documentation|"
@@ -49,37 +49,6 @@ CONFIGS = {  # name: (html format, filter settings)
     "markdown, docs": ("markdown", {"profile": "docs"}),
 }
 FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-
-DATATROVE_SCRIPT = r"""
-import json, sys
-from datatrove.executor import LocalPipelineExecutor
-from datatrove.pipeline.readers.base import BaseDiskReader
-from datatrove.pipeline.extractors import Trafilatura
-from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter,
-                                        GopherQualityFilter, GopherRepetitionFilter)
-from datatrove.pipeline.writers import ParquetWriter
-
-class HtmlFileReader(BaseDiskReader):
-    name = "html files"
-
-    def read_file(self, filepath):
-        with self.data_folder.open(filepath, "r", encoding="utf-8", errors="replace") as fh:
-            yield self.get_document_from_dict({"text": fh.read(), "id": filepath}, filepath, 0)
-
-if __name__ == "__main__":
-    input_dir, output_dir, logs_dir, tasks, workers = sys.argv[1:6]
-    pipeline = [
-        HtmlFileReader(input_dir, glob_pattern="*.html"),
-        Trafilatura(favour_precision=True, timeout=10.0),
-        GopherRepetitionFilter(),
-        GopherQualityFilter(),
-        C4QualityFilter(filter_no_terminal_punct=True),
-        FineWebQualityFilter(),
-        ParquetWriter(output_dir),
-    ]
-    LocalPipelineExecutor(pipeline=pipeline, tasks=int(tasks), workers=int(workers),
-                          logging_dir=logs_dir).run()
-"""
 
 
 def extract(path: str) -> tuple[str, dict[str, str], list[str]]:

@@ -59,14 +59,21 @@ def test_flow_builds_and_publishes_a_stats_artifact(built):
 
 def test_flow_publishes_filtered_examples_per_reason(built):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
-    _, summary = built
-    wanted = ArtifactFilter(key=ArtifactFilterKey(any_=["corpus-filtered"]))
+    _, summary, flow_run_id = built
+    wanted = ArtifactFilter(
+        key=ArtifactFilterKey(any_=["corpus-filtered"]),
+        flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),  # this build's, no other's
+    )
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=wanted)
-    assert artifacts and artifacts[0].type == "markdown"
-    shown = artifacts[0].data
+        [artifact] = client.read_artifacts(artifact_filter=wanted)
+    assert artifact.type == "markdown"
+    shown = artifact.data
     assert summary["filtered"]
     for reason, count in summary["filtered"].items():
         assert f"| {reason} | {count:,} | `" in shown  # its count, then excerpts

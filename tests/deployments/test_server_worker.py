@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -21,17 +22,24 @@ from tests.deployments.conftest import PrefectAPI
 
 pytestmark = pytest.mark.slow
 
-PROBE = '''"""A flow that leaves a file behind, so a test sees that its run executed."""
+PROBE = '''"""A flow that leaves a file behind, named as smelt names a nightly output: `{date}` is
+the UTC date of the run's scheduled start. It waits `seconds` first, so that two runs overlap."""
 
+import time
 from pathlib import Path
 
 from prefect import flow
 
+from smelt.corpus.targets import expand_output
+from smelt.flows.corpus_build import build_date
+
 
 @flow(name="scheduled-probe")
-def scheduled_probe(marker: str) -> str:
-    Path(marker).write_text("ran")
-    return marker
+def scheduled_probe(marker: str, seconds: float = 0) -> str:
+    time.sleep(seconds)
+    path = expand_output(marker, build_date())
+    Path(path).write_text("ran")
+    return path
 '''
 
 PREFECT_YAML = """name: server-worker-test
@@ -45,6 +53,16 @@ deployments:
       - cron: "* * * * *"
     parameters:
       marker: {marker}
+  - name: one-at-a-time
+    entrypoint: probe.py:scheduled_probe
+    work_pool:
+      name: process
+    concurrency_limit:
+      limit: 1
+      collision_strategy: CANCEL_NEW
+    parameters:
+      marker: {marker}
+      seconds: 20
 """
 
 
@@ -101,10 +119,31 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
+def _one_of_two_overlapping_runs_is_cancelled(api: PrefectAPI) -> bool:
+    """Two runs of a deployment limited to one at a time (`CANCEL_NEW`, as `nightly-build`
+    is): the second, started while the first runs, ends Cancelled; the first completes."""
+    name = "scheduled-probe/one-at-a-time"
+    first = api.run_deployment(name, {})
+    deadline = time.monotonic() + 120
+    while api.state_type(first["id"]) != "RUNNING":
+        assert time.monotonic() < deadline, "the first run never started"
+        time.sleep(1)
+    second = api.run_deployment(name, {})
+    final = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline and len(states) < 2:
+        for run in (first, second):
+            state = api.state_type(run["id"])
+            if state in final:
+                states[run["id"]] = state
+        time.sleep(1)
+    return states == {first["id"]: "COMPLETED", second["id"]: "CANCELLED"}
+
+
 def test_a_scheduled_run_executes_through_the_worker_smelt_server_starts(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
-    marker = tmp_path / "probe-ran.txt"
+    marker = tmp_path / "probe-ran-{date}.txt"
     (project / "probe.py").write_text(PROBE)
     (project / "prefect.yaml").write_text(PREFECT_YAML.format(marker=marker))
     server = SmeltServer(tmp_path, "--project-dir", str(project))
@@ -129,7 +168,10 @@ def test_a_scheduled_run_executes_through_the_worker_smelt_server_starts(tmp_pat
         log = (tmp_path / "home" / "worker-process.log").read_text()
         assert done, f"no scheduled run completed within 240 s\n{server.output}\n{log[-3000:]}"
         assert done[0]["auto_scheduled"] is True
-        assert marker.read_text() == "ran"
+        scheduled = datetime.fromisoformat(done[0]["expected_start_time"]).astimezone(UTC)
+        night = tmp_path / f"probe-ran-{scheduled:%Y-%m-%d}.txt"  # {date}: the scheduled day
+        assert night.read_text() == "ran"
+        assert _one_of_two_overlapping_runs_is_cancelled(api), log[-3000:]
 
         assert server.interrupt() == 0, server.output
     finally:

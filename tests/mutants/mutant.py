@@ -14,7 +14,7 @@ class StaleMutant(Exception):
 @dataclass(frozen=True)
 class Mutant:
     """Replace `old` (which must occur exactly once in `path`) by `new`; each of `tests` (pytest
-    node ids) runs against the patched copy, and at least one must fail."""
+    node ids) runs against the patched copy, and every one of them must fail."""
 
     name: str
     breaks: str  # the behaviour broken, as a reader of README would say it

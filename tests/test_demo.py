@@ -103,6 +103,26 @@ def check_evaluate(workdir: Path, out: str) -> None:
         assert math.isfinite(result["val_loss"]) and result["val_loss"] > 0
 
 
+def check_sft(workdir: Path, out: str) -> None:
+    from smelt.training.checkpoint import complete_steps
+    from smelt.training.metrics import read_metrics
+
+    questions = (workdir / "chat" / "questions.jsonl").read_text().splitlines()
+    assert questions and all(json.loads(q)["messages"][1]["role"] == "assistant" for q in questions)
+    run = workdir / "runs" / "demo-sft"
+    steps = max(10, TRAIN_STEPS // 3)  # the demo's default --sft-steps
+    records = [r for r in read_metrics(str(run / "metrics.jsonl")) if "loss" in r]
+    assert [r["step"] for r in records] == list(range(1, steps + 1))
+    assert all(math.isfinite(r["loss"]) for r in records)
+    assert max(complete_steps(str(run))) == steps
+
+
+def check_chat(workdir: Path, out: str) -> None:
+    after = out.split("$ smelt chat", 1)[1]
+    reply = after.split("\n", 1)[1].split("\n\n", 1)[0]  # the lines after the echoed command
+    assert reply.strip(), "the fine-tuned model answered"
+
+
 OUTPUT_CHECKS: dict[str, Callable[[Path, str], None]] = {
     "sample": check_sample,
     "corpus": check_corpus,
@@ -111,6 +131,8 @@ OUTPUT_CHECKS: dict[str, Callable[[Path, str], None]] = {
     "train": check_train,
     "generate": check_generate,
     "evaluate": check_evaluate,
+    "sft": check_sft,
+    "chat": check_chat,
 }
 
 

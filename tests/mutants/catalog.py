@@ -31,8 +31,10 @@ MUTANTS: list[Mutant] = [
         name="loader-resumes-at-epoch-start",
         breaks="a resumed loader restarts its epoch instead of the exact next window",
         path="training/loader.py",
-        old='int(state["epoch"]), int(state["position"]), None',
-        new='int(state["epoch"]), 0, None',
+        old="    def restore(self, epoch: int, position: int) -> None:\n"
+        "        self.epoch, self.position = epoch, position\n",
+        new="    def restore(self, epoch: int, position: int) -> None:\n"
+        "        self.epoch, self.position = epoch, 0\n",
         tests=(
             "tests/loader/test_loader.py::test_state_restored_in_a_fresh_process_continues_exactly",
             "tests/training/test_resume.py::test_sigkill_then_resume_matches_uninterrupted_run",

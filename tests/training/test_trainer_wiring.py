@@ -16,9 +16,9 @@ import torch
 
 from smelt.model.decoder import Decoder
 from smelt.training import loop as loop_module
-from smelt.training.loader import ShardLoader
 from smelt.training.loop import train
 from smelt.training.metrics import read_metrics
+from smelt.training.mixture import MixtureLoader
 from tests.training.conftest import small_config
 
 
@@ -27,7 +27,7 @@ def forwards(monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:
     """(training batches the loader gave, (training?, inputs, doc_ids) of each model forward)."""
     batches: list = []
     seen: list = []
-    next_batch, forward = ShardLoader.next_batch, Decoder.forward
+    next_batch, forward = MixtureLoader.next_batch, Decoder.forward
 
     def recording_next_batch(self):
         batch = next_batch(self)
@@ -38,7 +38,7 @@ def forwards(monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:
         seen.append((self.training, idx, doc_ids))
         return forward(self, idx, targets, doc_ids, **kwargs)
 
-    monkeypatch.setattr(ShardLoader, "next_batch", recording_next_batch)
+    monkeypatch.setattr(MixtureLoader, "next_batch", recording_next_batch)
     monkeypatch.setattr(Decoder, "forward", recording_forward)
     return batches, seen
 

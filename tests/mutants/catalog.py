@@ -100,6 +100,26 @@ MUTANTS: list[Mutant] = [
         new="    if False:\n",
         tests=("tests/shards/test_verify.py::test_flipped_byte_is_refused_by_verify_and_loader",),
     ),
+    # ---- corpus: quality ----------------------------------------------------------------------
+    Mutant(
+        name="code-judged-as-prose",
+        breaks="the prose rules judge fenced code listings as prose",
+        path="corpus/filters/text_utils.py",
+        old="        if in_code:\n            code_chars += len(line) + 1\n",
+        new="        if False:\n            code_chars += len(line) + 1\n",
+        tests=(
+            "tests/corpus/test_prose_rules.py::test_prose_rules_skip_fenced_code",
+            "tests/corpus/test_prose_rules.py::test_each_prose_rule_ignores_the_listing",
+        ),
+    ),
+    Mutant(
+        name="language-filter-keeps-every-language",
+        breaks="`[filters.language] languages` no longer drops documents in other languages",
+        path="corpus/filters/language.py",
+        old="self.keep = frozenset(config.languages)",
+        new="self.keep = frozenset()",
+        tests=("tests/corpus/test_language.py::test_languages_keeps_only_those_and_runs_first",),
+    ),
     # ---- corpus: PII and dedup -------------------------------------------------------------
     Mutant(
         name="build-skips-pii-redaction",

@@ -11,8 +11,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from smelt.serving import ChatSession, Settings, load_chat_model
 from tests.chat.chat_run import REPO, base_copy, greedy_reply, smelt_command, smelt_in_process
+
+pytestmark = pytest.mark.slow  # a trained model, then the chat command in subprocesses
 
 QUESTION = "What is the capital of Zorbia?"
 

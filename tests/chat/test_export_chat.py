@@ -26,6 +26,9 @@ CONVERSATIONS = [
 ]
 
 
+pytestmark = pytest.mark.slow  # a fine-tuned model, exported and run in transformers
+
+
 @pytest.fixture(scope="module")
 def exported(chat_run, tmp_path_factory):
     folder = tmp_path_factory.mktemp("hf-chat")

@@ -29,6 +29,7 @@ def built(tmp_path, prefect_harness):
     return params, state.result(), state.state_details.flow_run_id
 
 
+@pytest.mark.slow  # a corpus-build flow run on the Prefect test server
 def test_flow_builds_and_publishes_a_stats_artifact(built):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
@@ -57,6 +58,7 @@ def test_flow_builds_and_publishes_a_stats_artifact(built):
     assert {"count": "pii.EMAIL_ADDRESS", "value": 1} in cells
 
 
+@pytest.mark.slow  # a corpus-build flow run on the Prefect test server
 def test_flow_publishes_filtered_examples_per_reason(built):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
@@ -80,6 +82,7 @@ def test_flow_publishes_filtered_examples_per_reason(built):
     assert "Too short." in shown
 
 
+@pytest.mark.slow  # a corpus-build flow run on the Prefect test server
 def test_rerun_skips_finished_partitions(built):
     from smelt.flows.corpus_build import corpus_build
 

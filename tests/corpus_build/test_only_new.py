@@ -58,6 +58,7 @@ def _sources(corpus: str) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.slow  # three builds on S3
 def test_second_night_reads_only_the_objects_added_since(s3_bucket):
     """On S3 (versions are ETags): night 2 reads the 2 objects added after night 1, says it
     skipped the 4 others, and its record lists exactly what it read."""

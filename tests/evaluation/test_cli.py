@@ -11,6 +11,8 @@ import pytest
 
 from smelt.cli.main import main
 
+pytestmark = pytest.mark.slow  # smelt eval runs on a trained checkpoint, with flow runs
+
 CONTRACT_KEYS = {"checkpoint", "step", "tokens", "tasks", "bits_per_byte"}
 
 

@@ -23,6 +23,7 @@ def failing(kind: str) -> str:
     return "done"
 
 
+@pytest.mark.slow  # flow runs with retries
 def test_a_user_error_is_not_retried_and_a_transient_one_is(prefect_harness):
     from prefect import flow
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 PROBE = """
 import sys
 import smelt.corpus.pii
@@ -16,6 +18,7 @@ print(*loaded, torch.__name__, transformers.__name__)
 """
 
 
+@pytest.mark.slow  # a fresh interpreter importing presidio
 def test_presidio_loads_without_transformers_and_torch_which_stay_importable():
     done = subprocess.run(
         [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300, check=False

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from smelt import storage
 from smelt.prep.conversation_shards import open_conversation_shards
 from smelt.sft.config import SFTConfig
@@ -13,6 +15,7 @@ from smelt.training.checkpoint import complete_steps
 from smelt.training.inference import open_checkpoint
 
 
+@pytest.mark.slow  # an SFT run on S3, killed and resumed in a fresh process
 def test_conversations_and_run_on_s3_resume_on_a_fresh_machine(
     base_run, fact_files, s3_bucket, tmp_path, monkeypatch
 ):

@@ -59,6 +59,7 @@ def remote_files(shards: str) -> dict[str, bytes]:
     return files
 
 
+@pytest.mark.slow  # a shard build through an outage
 def test_a_short_outage_is_ridden_out(s3_server, s3_bucket, tiny_tokenizer, reference, monkeypatch):
     corpus, shards = f"{s3_bucket}/corpus", f"{s3_bucket}/shards"
     write_corpus(corpus, parts=3, limit=DOCS)

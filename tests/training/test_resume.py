@@ -19,6 +19,8 @@ from smelt.training.metrics import read_metrics
 from tests.training.conftest import REPO, child_env, run_loop, train_args
 from tests.training.resumption import assert_resumed
 
+pytestmark = pytest.mark.slow  # training runs in subprocesses, killed and resumed
+
 STEPS = 40
 
 

@@ -9,9 +9,9 @@ single shard set from before mixtures (`ShardLoader`).
     .venv/bin/python bench/mixture_bench.py                 # B=16, T=1024, 200 micro-batches
     .venv/bin/python bench/mixture_bench.py --reps 7 --batches 400
 
-Data: synthetic shard sets (random uint32 ids, DESIGN.md layout) of 10M tokens in all for each
-configuration (one set of 10M, three of 3.3M, ten of 1M), so that every loader reads from the
-same amount of data (the same page-cache and CPU-cache footprint). Every loader is warmed up
+Data: synthetic shard sets (random uint32 ids, the layout of ARCHITECTURE.md's "On-disk
+formats") of 10M tokens in all for each configuration (one set of 10M, three of 3.3M, ten of
+1M), so that every loader reads from the same amount of data (the same page-cache and CPU-cache footprint). Every loader is warmed up
 first (each shard's one-time integrity check, page cache), then the configurations run
 alternately, `--reps` rounds, and medians are reported. CPU time is the
 process's (`time.process_time`), so another program on a shared machine slows the wall clock

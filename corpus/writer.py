@@ -2,8 +2,9 @@
 
 Rows are sorted by (id, source) before writing so that the same input gives byte-identical
 partitions whatever order the stages produced them in (reruns and resumed runs compare equal).
-Besides DESIGN.md's columns, a document row holds its language label (`language`,
-`language_score`: null when language identification is off), from `Document.metadata`.
+Besides `id`, `text`, `source` and `url` (ARCHITECTURE.md, "On-disk formats"), a document row
+holds its language label (`language`, `language_score`: null when language identification is
+off), from `Document.metadata`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ credentials, as its OpenAPI spec describes them.
 Why REST and not the `runpod` SDK or GraphQL: the SDK's `create_pod` builds its GraphQL mutation
 with unescaped f-strings, so an environment value with a quote or a newline breaks the request
 or, worse, changes it. The REST API takes the pod as a JSON body that httpx encodes, so every
-value arrives exactly as given. v1 (`rest.runpod.io/v1`) is retired; v2 has another create body
+value arrives exactly as given. RunPod's REST v1 is retired; v2 has another create body
 (`image`, `gpu: {id, count}`, `mounts`, `cloud`, `args`), lists as `{"pods": [...]}`, reports a
 pod's real `status` (PROVISIONING, STARTING, RUNNING, EXITED, ERROR, TERMINATED) and answers
 errors as RFC 9457 problem documents.

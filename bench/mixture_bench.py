@@ -12,9 +12,9 @@ single shard set from before mixtures (`ShardLoader`).
 Data: synthetic shard sets (random uint32 ids, the layout of ARCHITECTURE.md's "On-disk
 formats") of 10M tokens in all for each configuration (one set of 10M, three of 3.3M, ten of
 1M), so that every loader reads from the same amount of data (the same page-cache and
-CPU-cache footprint). Every loader is warmed up first (each shard's one-time integrity check, page cache), then the configurations run
-alternately, `--reps` rounds, and medians are reported. CPU time is the
-process's (`time.process_time`), so another program on a shared machine slows the wall clock
+CPU-cache footprint). Every loader is warmed up first (each shard's one-time integrity check,
+page cache), then the configurations run alternately, `--reps` rounds, and medians are
+reported. CPU time is the process's (`time.process_time`), so another program on a shared machine slows the wall clock
 but not the figure; the load average is printed beside it.
 """
 

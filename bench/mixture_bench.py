@@ -14,8 +14,8 @@ formats") of 10M tokens in all for each configuration (one set of 10M, three of 
 1M), so that every loader reads from the same amount of data (the same page-cache and
 CPU-cache footprint). Every loader is warmed up first (each shard's one-time integrity check,
 page cache), then the configurations run alternately, `--reps` rounds, and medians are
-reported. CPU time is the process's (`time.process_time`), so another program on a shared machine slows the wall clock
-but not the figure; the load average is printed beside it.
+reported. CPU time is the process's (`time.process_time`), so another program on a shared
+machine slows the wall clock but not the figure; the load average is printed beside it.
 """
 
 from __future__ import annotations

@@ -104,7 +104,10 @@ def run_smelt(variant: str, input_dir: str, output: str, workers: int) -> None:
     from smelt.parallel import LocalExecutor
 
     if variant == "smelt-flow":
+        from smelt.cli import api
         from smelt.flows.corpus_build import CorpusBuildParams, corpus_build
+
+        api.ready()  # the flow runs as `smelt corpus build` runs it (the running smelt server)
 
         params = CorpusBuildParams(
             inputs=[input_dir], output=output, workers=workers, config_overrides=NO_DEDUP_NO_PII

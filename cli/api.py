@@ -180,6 +180,27 @@ def ready() -> None:
         prepare()
     if _server is not None:
         _server.wait()
+    _no_flow_heartbeats()
+
+
+HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
+_settings = contextlib.ExitStack()  # settings for the flows this process runs, kept to its end
+_heartbeats_off = False
+
+
+def _no_flow_heartbeats() -> None:
+    """Flows a command runs in its own process send no heartbeats, unless the user set their
+    frequency. Prefect's heartbeat thread sleeps in whole seconds and every flow run waits for
+    it as it ends: up to a second per command (11% of a 9 s corpus build, BENCHMARKS.md). A
+    command's Ctrl-C and SIGTERM end its runs themselves (`smelt.cli.stopping`); runs started
+    by a deployment (a worker, a RunPod pod) keep Prefect's heartbeats."""
+    global _heartbeats_off
+    if _heartbeats_off or any(name in os.environ for name in HEARTBEAT_VARIABLES):
+        return
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    _settings.enter_context(temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
+    _heartbeats_off = True
 
 
 def stop() -> None:

@@ -33,6 +33,7 @@ def test_flows_of_a_command_send_no_heartbeats() -> None:
     assert _frequency_after_ready({}) == "None"
 
 
+@pytest.mark.slow  # two more fresh interpreters
 @pytest.mark.parametrize(
     "name", ["PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY"]
 )

@@ -130,6 +130,13 @@ def nightly_build(params: NightlyParams) -> dict[str, Any]:
 def build_night_shards(params: NightlyParams, corpus_uri: str, when: datetime) -> str:
     """Tonight's shards, tokenized with the main tokenizer; returns their URI."""
     output = expand_output(params.shards, when)
+    tokenize(params, corpus_uri, output)
+    return output
+
+
+def tokenize(params: NightlyParams, corpus_uri: str, output: str) -> None:
+    """The `shards-build` flow of one night's corpus with the main tokenizer and the night's
+    shard settings (tonight's, or an earlier night's rebuilt)."""
     shards_build(
         corpus=corpus_uri,
         tokenizer=params.tokenizer,
@@ -140,7 +147,6 @@ def build_night_shards(params: NightlyParams, corpus_uri: str, when: datetime) -
         workers=params.workers,
         dask_address=params.dask_address,
     )
-    return output
 
 
 def rebuild_superseded_nights(
@@ -158,16 +164,7 @@ def rebuild_superseded_nights(
         if output is None or corpus_uri == request.output or shards_fingerprint(output) is None:
             continue
         get_run_logger().info("rebuilding %s without the documents tonight superseded", output)
-        shards_build(
-            corpus=corpus_uri,
-            tokenizer=params.tokenizer,
-            output=output,
-            val_fraction=params.val_fraction,
-            shard_tokens=params.shard_tokens,
-            runner=params.runner,
-            workers=params.workers,
-            dask_address=params.dask_address,
-        )
+        tokenize(params, corpus_uri, output)
         rebuilt.append(output)
     return rebuilt
 

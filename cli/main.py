@@ -171,4 +171,9 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if "WORLD_SIZE" in os.environ:  # a rank of `torchrun -m smelt.cli.main train`
+        from smelt.training.distributed import exit_code
+
+        code = exit_code(code)
+    sys.exit(code)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -80,6 +81,22 @@ def init(device_name: str = "auto") -> DistInfo:
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_code(code: int) -> int:
+    """`code`, for `sys.exit` at the end of a torchrun entry point; a rank of a multi-rank
+    run instead leaves at once with it, after flushing its output and logs.
+
+    Why: every collective is over by then (the ranks met at a barrier and the process group
+    is destroyed), but interpreter finalization can still deadlock on a thread torch or gloo
+    left behind; the peers have exited, torchrun waits for this rank, and the run never ends.
+    Nothing is lost: metrics, checkpoints and uploads were closed before the barrier."""
+    if not under_torchrun() or int(os.environ["WORLD_SIZE"]) <= 1:
+        return code
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def wrap(model: nn.Module, info: DistInfo, device: torch.device, fsdp: bool) -> nn.Module:

@@ -105,9 +105,14 @@ def run_smelt(variant: str, input_dir: str, output: str, workers: int) -> None:
 
     if variant == "smelt-flow":
         from smelt.cli import api
+        from smelt.cli.main import quiet_prefect
+
+        # the flow runs as `smelt corpus build` runs it: the running smelt server, Prefect's
+        # log records below WARNING neither printed nor sent
+        quiet_prefect(debug=False)
         from smelt.flows.corpus_build import CorpusBuildParams, corpus_build
 
-        api.ready()  # the flow runs as `smelt corpus build` runs it (the running smelt server)
+        api.ready()
 
         params = CorpusBuildParams(
             inputs=[input_dir], output=output, workers=workers, config_overrides=NO_DEDUP_NO_PII

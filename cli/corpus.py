@@ -270,13 +270,20 @@ def build_corpus(params: Any, console: Console, progress: bool = True) -> dict[s
     Config and location errors surface here in seconds, before Prefect starts, as one-line
     errors; everything else is resolved once, inside the flow.
     """
-    from smelt.cli import api, stopping
+    from smelt.cli import api
 
     config = check_build(
         params.inputs, params.output, params.config_path, params.config_overrides,
         params.dedup_against, params.only_new,
     )  # fmt: skip
     api.prepare()  # the Prefect server starts while the rest gets ready
+    return run_flow(params, config, console, progress)
+
+
+def run_flow(params: Any, config: Any, console: Console, progress: bool) -> dict[str, Any]:
+    """The `corpus-build` flow of checked `params` (`config`: their validated config)."""
+    from smelt.cli import api, stopping
+
     dedup = config.dedup.exact or config.dedup.near
     stopping.report_progress(lambda: build_progress(params.output, dedup))
     from smelt.flows.corpus_build import corpus_build
@@ -293,7 +300,9 @@ def run_build(args: argparse.Namespace) -> int:
     from smelt.cli import api
 
     overrides = {"output": {"keep_filtered": True}} if args.keep_filtered else {}
-    check_build(args.input, args.output, args.config, overrides, args.dedup_against, args.only_new)
+    config = check_build(
+        args.input, args.output, args.config, overrides, args.dedup_against, args.only_new
+    )
     api.prepare()  # before Prefect is imported (see smelt.cli.api)
     from smelt.flows.corpus_build import CorpusBuildParams
 
@@ -309,7 +318,7 @@ def run_build(args: argparse.Namespace) -> int:
         dask_address=args.dask_address,
     )
     console = Console()
-    summary = build_corpus(params, console, progress=not args.no_progress)
+    summary = run_flow(params, config, console, progress=not args.no_progress)
     if summary.get("written") is False:
         counts = summary["only_new"]
         console.print(

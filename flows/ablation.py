@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger, tags
+from prefect import get_run_logger, tags
 
 from smelt import storage
 from smelt.corpus.build import corpus_fingerprint, current_fingerprint
@@ -30,6 +30,7 @@ from smelt.evaluation.ablation import AblationConfig, AblationLayout, Recipe, ru
 from smelt.evaluation.evaluator import EvalSettings
 from smelt.evaluation.report import EvalLayout, evaluate_steps, write_json
 from smelt.flows.corpus_build import CorpusBuildParams, corpus_build, resolve_request
+from smelt.flows.flow import flow
 from smelt.flows.shards_build import shards_build
 from smelt.flows.tokenizer_train import tokenizer_train
 from smelt.flows.train import train_flow

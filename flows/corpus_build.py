@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from pydantic import BaseModel, Field
 
 from smelt.corpus.build import BuildRequest, build_corpus, preload_modules
 from smelt.corpus.config import resolve_config
 from smelt.corpus.targets import expand_dedup_against, expand_output
+from smelt.flows.flow import flow
 from smelt.tasks.corpus import publish_stats
 from smelt.tasks.executor import PrefectExecutor, dask_task_runner, executor_for
 

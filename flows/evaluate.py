@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 
 from smelt import storage
 from smelt.evaluation.evaluator import EvalSettings, ProgressFactory
 from smelt.evaluation.report import EvalLayout, evaluate_steps
+from smelt.flows.flow import flow
 from smelt.tasks.evaluate import evaluate as evaluate_task
 from smelt.tasks.evaluate import load_inputs, publish_comparison, publish_results
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,7 @@ from smelt.corpus.build import BuildRequest
 from smelt.corpus.supersede import Selection
 from smelt.corpus.targets import date_of, expand_output
 from smelt.flows.corpus_build import CorpusBuildParams, build_date, corpus_build, resolve_request
+from smelt.flows.flow import flow
 from smelt.flows.shards_build import shards_build
 from smelt.prep.shards import DEFAULT_SHARD_TOKENS, DEFAULT_VAL_FRACTION
 from smelt.prep.shards import recorded_fingerprint as shards_fingerprint

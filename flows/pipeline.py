@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
 from smelt import storage
 from smelt.corpus.build import current_fingerprint
 from smelt.flows.corpus_build import CorpusBuildParams, corpus_build, resolve_request
+from smelt.flows.flow import flow
 from smelt.flows.shards_build import shards_build
 from smelt.flows.tokenizer_train import tokenizer_train
 from smelt.flows.train import train_flow

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 
+from smelt.flows.flow import flow
 from smelt.sft.config import SFTConfig
 from smelt.tasks.sft import prepare_conversations
 from smelt.tasks.train import train_task

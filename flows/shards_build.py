@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from smelt.flows.flow import flow
 from smelt.parallel import check_workers
 from smelt.prep.shards import (
     DEFAULT_SHARD_TOKENS,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from smelt.flows.flow import flow
 from smelt.prep.tokenizer import DEFAULT_SAMPLE_BYTES, DEFAULT_VOCAB_SIZE, TokenizerReport
 from smelt.tasks.tokenizer import train_tokenizer
 

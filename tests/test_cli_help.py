@@ -66,3 +66,29 @@ def test_reading_the_command_line_imports_neither_prefect_nor_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_a_command_line_imports_the_module_of_its_command_only() -> None:
+    """`smelt corpus build ...` does not pay for the flags of training and fine-tuning."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from smelt.cli.main import parse; "
+        "args = parse(['--debug', 'corpus', 'build', '--input', 'x', '--output', 'y']); "
+        "print(args.command, args.debug, 'smelt.training.config' in sys.modules, "
+        "'smelt.cli.train' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["corpus", "True", "False", "False"], done.stdout
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["corpsu", "build"]])
+def test_help_and_typos_see_every_command(argv: list[str], capsys) -> None:
+    from smelt.cli.main import COMMAND_MODULES, parse
+
+    with pytest.raises(SystemExit):
+        parse(argv)
+    shown = capsys.readouterr()
+    text = shown.out + shown.err
+    assert all(name in text for name in COMMAND_MODULES), text

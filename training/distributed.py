@@ -7,6 +7,7 @@ helper degrades to a no-op. Backend: NCCL on GPUs, gloo on CPU (tests run 2 CPU 
 from __future__ import annotations
 
 import datetime
+import gc
 import logging
 import os
 import sys
@@ -79,7 +80,15 @@ def init(device_name: str = "auto") -> DistInfo:
 
 
 def shutdown() -> None:
+    """Destroy the process group, last: drop every DDP wrapper of it first (`Trainer.unwrap`).
+
+    Why: whichever object lets go of a gloo group last runs its destructor, which joins the
+    group's threads. A DDP reducer lets go with the GIL held, while a gloo thread may still be
+    freeing the tensors of the final collective, which needs the GIL: the rank hangs for good.
+    The group's own Python handle releases the GIL first, so it must be the last holder; the
+    collection below frees wrappers that only a reference cycle still holds."""
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -88,6 +88,7 @@ def train(
     if config.eval_tasks and evaluator is None:
         raise ConfigError("--eval-task needs `smelt train` (or torchrun -m smelt.cli.main train)")
     info = distributed.init(config.device)
+    trainer = None
     try:
         trainer = Trainer(config, info, on_step, evaluator)
         result = trainer.run()
@@ -96,6 +97,8 @@ def train(
         # success: after an error the peers may never arrive.
         distributed.barrier()
     finally:
+        if trainer is not None:
+            trainer.unwrap()
         distributed.shutdown()
     if trainer.not_uploaded is not None:
         raise trainer.not_uploaded
@@ -239,6 +242,11 @@ class Trainer:
                 self.progress.step,
                 cfg.max_steps,
             )
+
+    def unwrap(self) -> None:
+        """Drop the DDP/compiled wrappers (the trained weights stay in `raw_model`) while the
+        process group is alive: see `distributed.shutdown`."""
+        self.model = self.forward = self.raw_model
 
     def should(self, every: int) -> bool:
         """Every `every` steps and at the last one; never when `every` is 0."""

@@ -160,17 +160,18 @@ def test_inspect_refuses_unknown_reasons_and_unfinished_corpora(inputs, tmp_path
 def test_keep_filtered_flag_sets_the_output_option(monkeypatch, tmp_path) -> None:
     seen = {}
 
-    def fake_build(params, console, progress=True):
-        seen["params"] = params
+    def fake_flow(params, config, console, progress=True):
+        seen["params"], seen["keep"] = params, config.output.keep_filtered
         return {"filtered": {}, "output": params.output}
 
-    monkeypatch.setattr("smelt.cli.corpus.build_corpus", fake_build)
+    monkeypatch.setattr("smelt.cli.corpus.run_flow", fake_flow)
     out, raw = str(tmp_path / "o"), tmp_path / "raw.txt"
     raw.write_text("One document.")
     assert main(["corpus", "build", "--input", str(raw), "--output", out, "--keep-filtered"]) == 0
     assert seen["params"].config_overrides == {"output": {"keep_filtered": True}}
+    assert seen["keep"] is True
     assert main(["corpus", "build", "--input", str(raw), "--output", out]) == 0
-    assert seen["params"].config_overrides == {}
+    assert seen["params"].config_overrides == {} and seen["keep"] is False
     assert list(iter_filtered(out)) == []
 
 

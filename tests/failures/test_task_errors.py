@@ -10,6 +10,7 @@ import pytest
 
 from smelt.cli.main import _environment_error
 from smelt.errors import InputError
+from tests.failures import workers
 
 CALLS: list[str] = []
 
@@ -46,3 +47,44 @@ def test_an_error_of_the_machine_is_one_line_naming_the_file(code):
     message = _environment_error(OSError(code, "it failed", "/data/corpus/part.parquet"))
     assert message == "it failed: /data/corpus/part.parquet"
     assert _environment_error(OSError(errno.EBADF, "a bug")) is None
+
+
+@pytest.mark.slow  # a retry waits 2 s
+def test_on_a_pool_a_task_run_stands_for_a_few_items_and_retries_only_the_failed(
+    prefect_harness, tmp_path
+):
+    from prefect import flow, get_client
+    from prefect.runtime import flow_run
+
+    from smelt.tasks.executor import executor_for
+
+    calls = str(tmp_path / "calls.txt")
+    seen = {}
+
+    @flow
+    def step(count: int) -> list[int]:
+        seen["flow_run"] = flow_run.id
+        with executor_for("process", 2) as executor:
+            return executor.map(workers.counted_item, [calls] * count, range(count), name="part")
+
+    assert step(9) == [i * 10 for i in range(9)]
+    with open(calls) as fh:
+        made = sorted(int(line) for line in fh)
+    assert made == sorted([*range(9), 5])  # the failed item again, nothing else
+
+    async def task_runs():
+        from prefect.client.schemas.filters import FlowRunFilter
+
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id={"any_": [seen["flow_run"]]})
+            )
+        return {run.name: (run.state_name, run.run_count) for run in runs}
+
+    import asyncio
+
+    assert asyncio.run(task_runs()) == {
+        "part-0-3": ("Completed", 1),
+        "part-4-7": ("Completed", 2),
+        "part-8-8": ("Completed", 1),
+    }

@@ -27,3 +27,13 @@ def nap(seconds: float) -> int:
 
 def pid() -> int:
     return os.getpid()
+
+
+def counted_item(calls: str, index: int) -> int:
+    """A pool item that records each call; item 5 drops its connection on its first call."""
+    with open(calls, "a") as fh:
+        fh.write(f"{index}\n")
+    with open(calls) as fh:
+        if index == 5 and fh.read().split().count("5") == 1:
+            raise ConnectionError("connection reset")
+    return index * 10

@@ -35,6 +35,7 @@ from smelt.parallel import LocalExecutor, WorkerStopped, check_workers
 R = TypeVar("R")
 
 ITEMS_PER_TASK_RUN = 4  # on a pool: consecutive items that one task run stands for
+ORDER_WAIT_S = 10.0  # how long a group waits for the one before it to queue its items
 
 
 class PrefectExecutor:
@@ -99,13 +100,24 @@ class PrefectExecutor:
         name: str,
     ) -> list[R]:
         done: dict[int, R] = {}  # item -> result, kept across a group's retries
+        count = len(argument_lists)
+        # each group queues its items once the group before it has: the pool gets them in the
+        # step's order (largest first), whichever task run's thread starts first (a bounded
+        # wait: the order is worth a little, a thread stuck behind a group that never ran is not)
+        queued = [threading.Event() for _ in range(0, count, ITEMS_PER_TASK_RUN)]
 
         def run_items(first: int, last: int) -> list[R]:
-            futures = {
-                index: pool.submit(fn, *argument_lists[index])
-                for index in range(first, last + 1)
-                if index not in done
-            }
+            group = first // ITEMS_PER_TASK_RUN
+            try:
+                if group:
+                    queued[group - 1].wait(ORDER_WAIT_S)
+                futures = {
+                    index: pool.submit(fn, *argument_lists[index])
+                    for index in range(first, last + 1)
+                    if index not in done
+                }
+            finally:
+                queued[group].set()
             wait(futures.values())  # the others finish all the same: a retry redoes the failed
             for index, future in futures.items():
                 if future.exception() is None:
@@ -116,7 +128,6 @@ class PrefectExecutor:
             return [done[index] for index in range(first, last + 1)]
 
         step = self._task(run_items, name, name + "-{first}-{last}")
-        count = len(argument_lists)
         groups = [
             step.submit(first, min(first + ITEMS_PER_TASK_RUN, count) - 1)
             for first in range(0, count, ITEMS_PER_TASK_RUN)

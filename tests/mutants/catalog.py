@@ -235,4 +235,27 @@ MUTANTS: list[Mutant] = [
             "test_weights_are_respected_and_every_token_is_counted",
         ),
     ),
+    Mutant(
+        name="task-run-retry-redoes-its-group",
+        breaks="on a pool, a task run's retry runs again the items that had succeeded",
+        path="tasks/executor.py",
+        old="                if index not in done\n",
+        new="                if index is not None\n",
+        tests=(
+            "tests/failures/test_task_errors.py::"
+            "test_on_a_pool_a_task_run_stands_for_a_few_items_and_retries_only_the_failed",
+        ),
+    ),
+    Mutant(
+        name="torchrun-rank-finalizes",
+        breaks="a rank of a multi-rank run exits through interpreter finalization, where a "
+        "thread torch left behind can hold it forever",
+        path="training/distributed.py",
+        old="    os._exit(code)\n",
+        new="    return code\n",
+        tests=(
+            "tests/training/test_rank_exit.py::"
+            "test_a_rank_of_many_exits_with_its_code_and_output_despite_a_stuck_thread",
+        ),
+    ),
 ]

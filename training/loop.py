@@ -245,8 +245,10 @@ class Trainer:
 
     def unwrap(self) -> None:
         """Drop the DDP/compiled wrappers (the trained weights stay in `raw_model`) while the
-        process group is alive: see `distributed.shutdown`."""
-        self.model = self.forward = self.raw_model
+        process group is alive: see `distributed.shutdown`. A run refused before its model was
+        built has none."""
+        if hasattr(self, "raw_model"):
+            self.model = self.forward = self.raw_model
 
     def should(self, every: int) -> bool:
         """Every `every` steps and at the last one; never when `every` is 0."""

@@ -31,6 +31,13 @@ DEPLOYMENT = "pod-probe/probe"
 POOL = "runpod-e2e"  # the pool of tests/deployments/prefect-test.yaml
 
 
+def _default_sigint() -> None:
+    """Ctrl-C as at a terminal: a test run started in the background of a non-interactive shell
+    (`cmd &`) ignores SIGINT, and the worker would inherit that; Prefect's handler then passes
+    the first SIGINT on to the ignored disposition and the worker never stops."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Worker:
     """A `prefect worker start --type runpod` subprocess with its output in a file."""
 
@@ -44,6 +51,7 @@ class Worker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=PROJECT_DIR,
+                preexec_fn=_default_sigint,
             )
 
     def stop(self) -> None:

@@ -21,10 +21,12 @@ process so that nothing is warm that a user's run would not find warm:
 - `cli-full` / `cli-one`: `smelt corpus build` end to end from the shell (interpreter start
   included) on the whole set and on one small page, with a `smelt server` running.
 
-Runs alternate between variants; figures are medians. CPU utilisation is the process tree's
-CPU time (sampled every 0.1 s) over wall time times workers.
+Runs alternate between variants; figures are medians (Prefect's overhead also as the median of
+each rep's flow-minus-direct difference, the two run next to each other). CPU utilisation is the
+process tree's CPU time (sampled every 0.1 s) over wall time times workers.
 
-    .venv/bin/python bench/corpus_bench.py [--reps 3] [--workers 2] [--sets python,rust]
+    .venv/bin/python bench/corpus_bench.py [--reps 5] [--workers 2] [--sets python,rust]
+                                           [--json PREFIX]
 """
 
 from __future__ import annotations
@@ -280,10 +282,17 @@ def report(name: str, pages: int, size: int, results: dict, workers: int, reps: 
         rate = pages / med[variant] if variant != "cli-one" else 1 / med[variant]
         print(f"| {variant} | {walls} | {med[variant]:.1f} | {rate:.1f} | "
               f"{util[variant]:.0%} | {runs[0].get('kept', '')} |")  # fmt: skip
+    # each rep runs flow and direct next to each other: the median of their differences is
+    # less at the mercy of a slow minute than the difference of the two medians
+    flow, direct = results["smelt-flow"], results["smelt-direct"]
+    pairs = [f["wall"] - d["wall"] for f, d in zip(flow, direct, strict=True)]
+    paired = statistics.median(pairs)
     print(
         f"\nsmelt flow / datatrove throughput: **{med['datatrove'] / med['smelt-flow']:.2f}x**; "
         f"Prefect overhead (flow vs direct): "
-        f"**{(med['smelt-flow'] - med['smelt-direct']) / med['smelt-flow']:+.1%}** of wall time; "
+        f"**{(med['smelt-flow'] - med['smelt-direct']) / med['smelt-flow']:+.1%}** of wall time "
+        f"by medians, **{paired / med['smelt-flow']:+.1%}** by the median of per-rep differences "
+        f"({', '.join(f'{p:+.1f}' for p in pairs)} s); "
         f"one-file CLI build: **{med['cli-one']:.1f} s = {med['cli-one'] / med['cli-full']:.0%}** "
         f"of the full CLI build ({med['cli-full']:.1f} s)."
     )
@@ -295,9 +304,10 @@ def main() -> None:
         run_smelt(variant, input_dir, output, int(workers))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sets", default="python,rust")
+    parser.add_argument("--json", help="also write each set's raw runs to JSON.<set>.json")
     args = parser.parse_args()
     if not os.path.exists(PEER_PYTHON):
         sys.exit("no .venv-bench: run `bash bench/setup_peer.sh` first")
@@ -316,6 +326,9 @@ def main() -> None:
                 name, args.reps, args.workers, workdir, env, server_pids
             )
             report(name, pages, size, results, args.workers, args.reps)
+            if args.json:
+                with open(f"{args.json}.{name}.json", "w") as fh:
+                    json.dump({"pages": pages, "size": size, "results": results}, fh)
         print(f"\nload average after: {os.getloadavg()}")
     finally:
         server.terminate()

@@ -23,7 +23,8 @@ from typing import Any, Literal
 from prefect import get_run_logger, tags
 
 from smelt import storage
-from smelt.corpus.build import corpus_fingerprint, current_fingerprint
+from smelt.corpus.build import current_fingerprint
+from smelt.corpus.layout import corpus_fingerprint
 from smelt.corpus.partition import PlanMismatchError
 from smelt.errors import ConfigError
 from smelt.evaluation.ablation import AblationConfig, AblationLayout, Recipe, run_is_finished

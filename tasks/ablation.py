@@ -10,8 +10,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from smelt import storage
-from smelt.evaluation.ablation import (
-    AblationLayout,
+from smelt.evaluation.ablation import AblationLayout
+from smelt.evaluation.ablation_report import (
     dumps,
     rank_variants,
     report_markdown,

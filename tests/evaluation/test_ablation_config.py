@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from smelt.errors import ConfigError
-from smelt.evaluation.ablation import (
-    MEAN_ACC_NORM,
-    load_ablation,
-    parse_ablation,
-    rank_variants,
-    report_markdown,
-    report_plot,
-)
+from smelt.evaluation.ablation import MEAN_ACC_NORM, load_ablation, parse_ablation
+from smelt.evaluation.ablation_report import rank_variants, report_markdown, report_plot
 
 RECIPE = """
 name: filters

@@ -124,7 +124,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         name="build-skips-pii-redaction",
         breaks="the corpus build publishes documents without PII redaction",
-        path="corpus/build.py",
+        path="corpus/stages.py",
         old="    if not config.pii.enabled:\n        return iter(docs)\n    from smelt.corpus.pii",
         new="    return iter(docs)\n    from smelt.corpus.pii",
         tests=(

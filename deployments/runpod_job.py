@@ -22,7 +22,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from prefect.workers.base import BaseJobConfiguration, BaseVariables
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from smelt.deployments.runpod_api import PodSpec, RunPodClient
 
@@ -178,8 +178,29 @@ def _field(name: str) -> Any:
     return Field(**FIELD_SPECS[name])
 
 
-class _RunPodFields:
-    """Validation shared by the form and the rendered configuration."""
+class _RunPodFields(BaseModel):
+    """The fields, and their validation, that the pool's form and the rendered configuration
+    share (Prefect wants them on both: the form is built from one, a run from the other)."""
+
+    image: str = _field("image")
+    gpu_type: str = _field("gpu_type")
+    fallback_gpu_types: list[str] = _field("fallback_gpu_types")
+    gpu_count: int = _field("gpu_count")
+    allowed_cuda_versions: list[str] = _field("allowed_cuda_versions")
+    cloud_type: CloudType = _field("cloud_type")
+    volume_gb: int = _field("volume_gb")
+    container_disk_gb: int = _field("container_disk_gb")
+    registry_auth_id: str | None = _field("registry_auth_id")
+    max_runtime_s: int = _field("max_runtime_s")
+    start_timeout_s: int = _field("start_timeout_s")
+    max_restarts: int = _field("max_restarts")
+    api_base_url: str | None = _field("api_base_url")
+    api_key: SecretStr | None = _field("api_key")
+    secrets: dict[str, str] = _field("secrets")
+    forward_env: list[str] = _field("forward_env")
+    allow_private_api_url: bool = _field("allow_private_api_url")
+    poll_interval_s: float = _field("poll_interval_s")
+    cancel_grace_s: float = _field("cancel_grace_s")
 
     @field_validator("volume_gb")
     @classmethod
@@ -202,26 +223,6 @@ class _RunPodFields:
 
 class RunPodJobConfiguration(_RunPodFields, BaseJobConfiguration):
     """One flow run's pod, rendered from the work pool's base job template."""
-
-    image: str = _field("image")
-    gpu_type: str = _field("gpu_type")
-    fallback_gpu_types: list[str] = _field("fallback_gpu_types")
-    gpu_count: int = _field("gpu_count")
-    allowed_cuda_versions: list[str] = _field("allowed_cuda_versions")
-    cloud_type: CloudType = _field("cloud_type")
-    volume_gb: int = _field("volume_gb")
-    container_disk_gb: int = _field("container_disk_gb")
-    registry_auth_id: str | None = _field("registry_auth_id")
-    max_runtime_s: int = _field("max_runtime_s")
-    start_timeout_s: int = _field("start_timeout_s")
-    max_restarts: int = _field("max_restarts")
-    api_base_url: str | None = _field("api_base_url")
-    api_key: SecretStr | None = _field("api_key")
-    secrets: dict[str, str] = _field("secrets")
-    forward_env: list[str] = _field("forward_env")
-    allow_private_api_url: bool = _field("allow_private_api_url")
-    poll_interval_s: float = _field("poll_interval_s")
-    cancel_grace_s: float = _field("cancel_grace_s")
 
     @property
     def gpu_types(self) -> list[str]:
@@ -273,23 +274,3 @@ class RunPodJobConfiguration(_RunPodFields, BaseJobConfiguration):
 
 class RunPodVariables(_RunPodFields, BaseVariables):
     """The work pool's form (the Prefect UI renders it; deployments override any field)."""
-
-    image: str = _field("image")
-    gpu_type: str = _field("gpu_type")
-    fallback_gpu_types: list[str] = _field("fallback_gpu_types")
-    gpu_count: int = _field("gpu_count")
-    allowed_cuda_versions: list[str] = _field("allowed_cuda_versions")
-    cloud_type: CloudType = _field("cloud_type")
-    volume_gb: int = _field("volume_gb")
-    container_disk_gb: int = _field("container_disk_gb")
-    registry_auth_id: str | None = _field("registry_auth_id")
-    max_runtime_s: int = _field("max_runtime_s")
-    start_timeout_s: int = _field("start_timeout_s")
-    max_restarts: int = _field("max_restarts")
-    api_base_url: str | None = _field("api_base_url")
-    api_key: SecretStr | None = _field("api_key")
-    secrets: dict[str, str] = _field("secrets")
-    forward_env: list[str] = _field("forward_env")
-    allow_private_api_url: bool = _field("allow_private_api_url")
-    poll_interval_s: float = _field("poll_interval_s")
-    cancel_grace_s: float = _field("cancel_grace_s")

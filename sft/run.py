@@ -14,16 +14,14 @@ base's chat template (`chat_template.jinja`, which makes it a chat model for `sm
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from smelt import storage
 from smelt.chat import CHAT_TEMPLATE, load_template, require_chatml, save_template
-from smelt.errors import ConfigError, InputError, IntegrityError, SmeltError
+from smelt.errors import ConfigError, InputError, IntegrityError
 from smelt.prep.conversation_build import (
     ConversationPlan,
     build_conversation_shards,
@@ -123,26 +121,14 @@ def run_sft(
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m smelt.sft.run` / torchrun entry point (no Prefect)."""
-    parser = argparse.ArgumentParser(prog="smelt.sft.run", description=__doc__.split("\n")[0])
-    SFTConfig.add_arguments(parser)
-    parser.add_argument("--debug", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+    return distributed.entry_point(
+        argv,
+        "smelt.sft.run",
+        __doc__,
+        SFTConfig,
+        run_sft,
+        lambda outcome: [outcome[0]["summary"], outcome[1].summary()],
     )
-    try:
-        data, result = run_sft(SFTConfig.from_args(args))
-    except SmeltError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(data["summary"])
-        done = "already trained" if result.already_done else "trained"
-        print(f"{done} to step {result.step} ({result.tokens} tokens), loss {result.loss}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ helper degrades to a no-op. Backend: NCCL on GPUs, gloo on CPU (tests run 2 CPU 
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import gc
 import logging
@@ -90,6 +91,38 @@ def shutdown() -> None:
     if dist.is_initialized():
         gc.collect()
         dist.destroy_process_group()
+
+
+def entry_point(
+    argv: list[str] | None,
+    prog: str,
+    doc: str | None,
+    config_type: Any,
+    run: Callable[[Any], T],
+    report: Callable[[T], list[str]],
+) -> int:
+    """`main` of a torchrun entry point: `config_type`'s flags (and `--debug`), logging at
+    WARNING, a `SmeltError` as `error: ...` and exit status 2 (raised with `--debug`), and
+    rank 0 printing `report(result)`; no Prefect. `config_type` has `add_arguments(parser)`
+    and `from_args(args)` (`TrainConfig`, `SFTConfig`)."""
+    parser = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n")[0])
+    config_type.add_arguments(parser)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result = run(config_type.from_args(args))
+    except errors.SmeltError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:
+        print("\n".join(report(result)))
+    return 0
 
 
 def exit_code(code: int) -> int:

@@ -12,11 +12,9 @@ loader); this module only puts them in order.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import math
-import os
 import signal
 import sys
 import threading
@@ -73,6 +71,10 @@ class TrainResult:
     loop_seconds: float = 0.0  # the step loop alone (steps, logging, eval, checkpoint captures)
     already_done: bool = False  # the run had reached --max-steps before this call
     data: dict[str, Any] = field(default_factory=dict)  # the mixture drawn (per source, phase)
+
+    def summary(self) -> str:
+        done = "already trained" if self.already_done else "trained"
+        return f"{done} to step {self.step} ({self.tokens} tokens), loss {self.loss}"
 
 
 def train(
@@ -523,25 +525,9 @@ def _raise_system_exit(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m smelt.training.loop` / torchrun entry point (no Prefect)."""
-    parser = argparse.ArgumentParser(prog="smelt.training.loop", description=__doc__.split("\n")[0])
-    TrainConfig.add_arguments(parser)
-    parser.add_argument("--debug", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+    return distributed.entry_point(
+        argv, "smelt.training.loop", __doc__, TrainConfig, train, lambda r: [r.summary()]
     )
-    try:
-        result = train(TrainConfig.from_args(args))
-    except SmeltError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        done = "already trained" if result.already_done else "trained"
-        print(f"{done} to step {result.step} ({result.tokens} tokens), loss {result.loss}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -426,7 +426,7 @@ def run_checks(plan: Plan, work: Path) -> list[Row]:
 def _params(config, shards: str) -> int:  # noqa: ANN001
     from smelt.model.decoder import Decoder
     from smelt.prep.shard_format import open_manifest
-    from smelt.training.loop import build_model_config
+    from smelt.training.architecture import build_model_config
 
     model_config = build_model_config(config, open_manifest(shards).vocab_size)
     return Decoder(model_config).num_params()

@@ -35,8 +35,9 @@ from smelt.model.decoder import Decoder
 from smelt.prep.layout import ShardsLayout
 from smelt.prep.shard_format import Manifest, ShardInfo
 from smelt.training import optim
+from smelt.training.architecture import build_model_config
 from smelt.training.config import TrainConfig
-from smelt.training.loop import build_model_config, train
+from smelt.training.loop import train
 
 VOCAB = 16384
 

@@ -27,15 +27,13 @@ import torch
 from torch import nn
 
 from smelt import storage
-from smelt.errors import ConfigError, InputError, SmeltError
-from smelt.model.config import ModelConfig
+from smelt.errors import ConfigError, SmeltError
 from smelt.model.decoder import Decoder
-from smelt.model.presets import DEFAULT_VOCAB, get_preset
 from smelt.prep.shard_format import Manifest
 from smelt.training import conversations, distributed, optim, preflight, warm_start
+from smelt.training.architecture import build_model_config
 from smelt.training.config import TrainConfig
 from smelt.training.distributed import DistInfo, ModelState
-from smelt.training.loader import Batch, ShardReader, eval_batches
 from smelt.training.manager import CheckpointManager, Progress, UploadsPendingError
 from smelt.training.metrics import MetricsLogger, Throughput, peak_flops, read_metrics
 from smelt.training.mixture import MixtureLoader
@@ -43,6 +41,7 @@ from smelt.training.optim import OptimizerState
 from smelt.training.rng import RNGState, seed_all
 from smelt.training.schedule import LRSchedule
 from smelt.training.sources import open_training_data
+from smelt.training.validation import validation_batches, validation_possible
 
 log = logging.getLogger(__name__)
 
@@ -107,57 +106,6 @@ def train(
     return result
 
 
-def build_model_config(
-    config: TrainConfig, vocab_size: int, base: warm_start.BaseCheckpoint | None = None
-) -> ModelConfig:
-    """The preset with overrides; its vocabulary follows the shards unless set explicitly.
-    A run started from a base (`--init-from`) has the base's architecture."""
-    if base is not None:
-        return _base_model_config(config, vocab_size, base)
-    overrides = dict(config.model_overrides)
-    explicit = overrides.pop("vocab_size", None)
-    base = get_preset(config.preset, **overrides)
-    if explicit is not None:
-        if explicit < vocab_size:
-            raise ConfigError(
-                f"model vocab_size {explicit} is smaller than the shards' "
-                f"vocabulary ({vocab_size}); drop the override or raise it"
-            )
-        return base.replace(vocab_size=explicit)
-    if base.vocab_size not in (DEFAULT_VOCAB, vocab_size) and base.vocab_size < vocab_size:
-        raise ConfigError(
-            f"preset {config.preset!r} has vocab_size {base.vocab_size} < the shards' {vocab_size}"
-        )
-    model_config = base.replace(vocab_size=vocab_size)
-    if config.seq_len > model_config.max_seq_len:
-        raise ConfigError(
-            f"--seq-len {config.seq_len} exceeds the preset's max_seq_len "
-            f"{model_config.max_seq_len}; lower it or override max_seq_len"
-        )
-    return model_config
-
-
-def _base_model_config(
-    config: TrainConfig, vocab_size: int, base: warm_start.BaseCheckpoint
-) -> ModelConfig:
-    model_config = base.model_config
-    if config.model_overrides:
-        raise ConfigError(
-            f"--model-override cannot change the architecture of the base {base.source}; drop it"
-        )
-    if model_config.vocab_size < vocab_size:
-        raise ConfigError(
-            f"the base {base.source} has vocab_size {model_config.vocab_size} < the data's "
-            f"{vocab_size}; build the data with the base's tokenizer"
-        )
-    if config.seq_len > model_config.max_seq_len:
-        raise ConfigError(
-            f"--seq-len {config.seq_len} exceeds the max_seq_len {model_config.max_seq_len} of "
-            f"the base {base.source}; lower --seq-len"
-        )
-    return model_config
-
-
 class Trainer:
     """One training run on one rank; `run()` is the recipe."""
 
@@ -216,7 +164,7 @@ class Trainer:
         self.metrics = MetricsLogger(
             self.checkpoints.local.metrics, self.checkpoints.local.tensorboard, info.is_main
         )
-        self.has_val = self.validation_possible(manifest)
+        self.has_val = validation_possible(self.config, manifest, self.info.is_main)
         if info.is_main and resumed is None and (note := cfg.schedule_note()):
             log.warning(note)
 
@@ -317,32 +265,6 @@ class Trainer:
         )
         self.optimizer.register_step_pre_hook(manager.wait_for_copy)
         return manager
-
-    def validation_possible(self, manifest: Manifest) -> bool:
-        """Whether the val split fills at least one batch; says once why not, when it has
-        some data but too little (an evaluation would have no batch: no val_loss)."""
-        cfg = self.config
-        if cfg.eval_every == 0 or not manifest.split("val"):
-            return False
-        if cfg.batch_source == "conversations":
-            return conversations.has_conversations(manifest.root, "val")
-        try:
-            windows = ShardReader(manifest, "val", cfg.seq_len).num_windows
-        except InputError:
-            windows = 0
-        if windows >= cfg.batch_size:
-            return True
-        if self.info.is_main:
-            log.warning(
-                "the val split of %s has %d windows of %d tokens, fewer than one batch of %d: "
-                "no val_loss is logged; lower --batch-size or build the shards with a larger "
-                "--val-fraction",
-                manifest.root,
-                windows,
-                cfg.seq_len + 1,
-                cfg.batch_size,
-            )
-        return False
 
     def already_done(self) -> None:
         """A rerun of a finished run: report where it stands (its last logged losses)."""
@@ -479,7 +401,7 @@ class Trainer:
     def evaluate(self) -> float:
         self.model.eval()
         losses = []
-        for batch in self.validation_batches():
+        for batch in validation_batches(self.config, self.data.primary.root):
             with self.autocast():
                 losses.append(
                     self.forward(
@@ -491,22 +413,6 @@ class Trainer:
                 )
         self.model.train()
         return float(torch.stack(losses).mean())
-
-    def validation_batches(self) -> Iterator[Batch]:
-        cfg = self.config
-        root = self.data.primary.root
-        if cfg.batch_source == "conversations":
-            return conversations.eval_batches(
-                root, "val", cfg.batch_size, cfg.seq_len, cfg.eval_batches
-            )
-        return eval_batches(
-            root,
-            "val",
-            cfg.batch_size,
-            cfg.seq_len,
-            cfg.eval_batches,
-            with_doc_ids=cfg.doc_mask,
-        )
 
 
 def _maybe(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
